@@ -1,0 +1,447 @@
+"""``AbstractLLMClient``: the policies and the attempt loop, written once for every provider.
+
+Data flows one way::
+
+    messages -> ChatRequest -> breaker -> rate limit -> cache / single flight -> pre-flight
+             -> attempt loop (retry policy around one provider call) -> post-processing
+             -> Result[Completion, LLMError]  or  ChatStream (AsyncStream[StreamChunk, LLMError])
+
+Subclasses fill three hooks: ``_do_complete`` and ``_do_stream_chat`` (raise ``LLMError`` on
+failure) and, optionally, ``health_check``. The HTTP client driven by codec and profile is one
+subclass, the in-process local model another, a user's own provider a third.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+from lexigram.ai.llm.config import ClientConfig
+from lexigram.ai.llm.exceptions import (
+    LLMError,
+    ProviderError,
+    StreamError,
+)
+from lexigram.ai.llm.stream import ChatStream, StreamAccumulator
+from lexigram.ai.llm.types import (
+    ChatRequest,
+    Completion,
+    ResponseFormat,
+    StreamChunk,
+    ToolDefinition,
+    normalize_messages,
+)
+from lexigram.contracts.ai.thinking import ThinkingConfig
+from lexigram.contracts.health import HealthCheckResult, HealthStatus
+from lexigram.resilience import CircuitBreakerRegistry, RetryPolicy
+from lexigram.result import Err, Ok, Result
+
+__all__ = [
+    "AbstractLLMClient",
+    "CircuitOpenError",
+    "RateLimitPolicy",
+    "ResponseCache",
+    "replay_as_stream",
+]
+
+logger = logging.getLogger("lexigram.ai.llm")
+
+# Keyword arguments of ``complete``/``stream_chat`` that map onto ``ChatRequest`` fields.
+_REQUEST_FIELDS = ("top_p", "tool_choice", "seed")
+
+
+class CircuitOpenError(ProviderError):
+    """The circuit breaker for this provider and model is open; no call was made."""
+
+    default_code = "circuit_open"
+
+
+class ResponseCache(Protocol):
+    """What the client needs from a response cache (``lexigram.ai.llm.caching.LLMCache``)."""
+
+    async def get(self, request: ChatRequest, provider: str) -> Completion | None: ...
+
+    async def put(self, request: ChatRequest, provider: str, completion: Completion) -> None: ...
+
+    async def single_flight(
+        self,
+        request: ChatRequest,
+        provider: str,
+        call: Callable[[], Any],
+    ) -> Result[Completion, LLMError]: ...
+
+
+class RateLimitPolicy(Protocol):
+    """What the client needs from a rate limiter: wait (or refuse) before the network."""
+
+    async def acquire(self, provider: str, model: str, tokens: int) -> LLMError | None: ...
+
+    def update_from_headers(self, provider: str, model: str, headers: Mapping[str, str]) -> None: ...
+
+
+class AbstractLLMClient:
+    """Base of every client. Use as ``async with``; ``complete`` never raises for expected
+    provider failures, it returns ``Err``."""
+
+    provider_name: str = "custom"
+
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        *,
+        cache: ResponseCache | None = None,
+        rate_limiter: RateLimitPolicy | None = None,
+    ) -> None:
+        self.config = config if config is not None else ClientConfig()
+        cfg = self.config
+        self.retry_policy = RetryPolicy(
+            max_attempts=cfg.max_retries + 1,
+            base_delay=cfg.retry_base_delay,
+            max_delay=cfg.retry_max_delay,
+            max_retry_after=cfg.max_retry_after,
+        )
+        self.breakers = CircuitBreakerRegistry(
+            failure_threshold=cfg.breaker_failure_threshold,
+            recovery_timeout=cfg.breaker_recovery_timeout,
+        )
+        self.cache = cache
+        self.rate_limiter = rate_limiter
+        self._default_model = cfg.model or ""
+
+    # -- hooks for subclasses --------------------------------------------------------------
+
+    async def _do_complete(self, request: ChatRequest) -> Completion:
+        """One provider call; raise ``LLMError`` on failure."""
+        raise NotImplementedError
+
+    def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        """One streamed provider call as an async generator; raise ``LLMError`` on failure.
+
+        It must release its connection in ``finally`` (it is closed on break or cancel)."""
+        raise NotImplementedError
+
+    async def health_check(self, timeout: float = 5.0) -> HealthCheckResult:
+        """Default probe: a one-token completion. Never raises."""
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(
+                self.complete([{"role": "user", "content": "ping"}], max_tokens=1, cache=False),
+                timeout,
+            )
+        except Exception as exc:  # a health check reports; it never raises
+            return HealthCheckResult(HealthStatus.UNHEALTHY, f"{type(exc).__name__}: {exc}")
+        latency = (time.perf_counter() - started) * 1000
+        if isinstance(result, Ok):
+            return HealthCheckResult(HealthStatus.HEALTHY, "ok", latency_ms=latency)
+        return HealthCheckResult(
+            HealthStatus.UNHEALTHY, str(result.error), {"code": result.error.code}, latency
+        )
+
+    async def close(self) -> None:
+        """Release connections and loaded resources."""
+
+    async def __aenter__(self) -> AbstractLLMClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- request building ------------------------------------------------------------------
+
+    def build_request(
+        self,
+        messages: Sequence[Any],
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        stop_sequences: Sequence[str] | None = None,
+        response_format: ResponseFormat | Mapping[str, Any] | None = None,
+        thinking: ThinkingConfig | None = None,
+        **kwargs: Any,
+    ) -> ChatRequest:
+        """The frozen, provider-neutral request for a call (config defaults applied)."""
+        cfg = self.config
+        fields = {name: kwargs.pop(name) for name in _REQUEST_FIELDS if name in kwargs}
+        if isinstance(response_format, Mapping):
+            response_format = _response_format_from_mapping(response_format)
+        return ChatRequest(
+            messages=normalize_messages(messages),
+            model=model or self._default_model,
+            temperature=cfg.temperature if temperature is None else temperature,
+            max_tokens=cfg.max_tokens if max_tokens is None else max_tokens,
+            stop=tuple(stop_sequences or ()),
+            tools=tuple(ToolDefinition.coerce(t) for t in tools or ()),
+            response_format=response_format,
+            thinking=cfg.thinking if thinking is None else thinking,
+            extra=kwargs,
+            **fields,
+        )
+
+    # -- complete --------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Sequence[Any],
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        stop_sequences: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> Result[Completion, LLMError]:
+        """Ask for one answer. ``cache=False`` skips the response cache for this call."""
+        use_cache = bool(kwargs.pop("cache", True))
+        request = self.build_request(
+            messages,
+            model=model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            tools=tools,
+            stop_sequences=stop_sequences,
+            **kwargs,
+        )
+        return await self.complete_request(request, use_cache=use_cache)
+
+    async def complete_request(
+        self, request: ChatRequest, *, use_cache: bool = True
+    ) -> Result[Completion, LLMError]:
+        """``complete`` for an already built ``ChatRequest``."""
+        cache = self.cache if use_cache else None
+        if cache is None:
+            return await self._complete_with_retries(request)
+        hit = await cache.get(request, self.provider_name)
+        if hit is not None:
+            return Ok(hit)
+        return await cache.single_flight(
+            request, self.provider_name, lambda: self._complete_with_retries(request)
+        )
+
+    async def _complete_with_retries(self, request: ChatRequest) -> Result[Completion, LLMError]:
+        refused = self._preflight(request)
+        if refused is not None:
+            return Err(refused)
+        breaker = self.breakers.get(self.provider_name, request.model)
+        attempt = 0
+        while True:
+            attempt += 1
+            if not breaker.allow():
+                return Err(self._circuit_open(request, breaker.retry_in()))
+            limited = await self._acquire_rate_limit(request)
+            if limited is not None:
+                breaker.release_probe()
+                return Err(limited)
+            try:
+                completion = await self._do_complete(request)
+            except LLMError as error:
+                self._record(breaker, error)
+                if not self.retry_policy.should_retry(attempt, error.retryable):
+                    return Err(error)
+                await self._sleep_before_retry(attempt, error, request)
+                continue
+            except BaseException:
+                breaker.release_probe()
+                raise
+            breaker.record_success()
+            return Ok(self._finalize(request, completion))
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def stream_chat(
+        self,
+        messages: Sequence[Any],
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: Sequence[Any] | None = None,
+        stop_sequences: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> ChatStream:
+        """The answer as a stream, returned at once; the request starts on first iteration."""
+        use_cache = bool(kwargs.pop("cache", True))
+        request = self.build_request(
+            messages,
+            model=model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            tools=tools,
+            stop_sequences=stop_sequences,
+            **kwargs,
+        )
+        return self.stream_request(request, use_cache=use_cache)
+
+    def stream_request(self, request: ChatRequest, *, use_cache: bool = True) -> ChatStream:
+        """``stream_chat`` for an already built ``ChatRequest``."""
+        cache = self.cache if use_cache else None
+        return ChatStream(
+            lambda: self._stream_with_policies(request, cache),
+            provider=self.provider_name,
+            model=request.model,
+            wrap_error=lambda exc: self._unexpected_stream_error(exc, request),
+        )
+
+    async def _stream_with_policies(
+        self, request: ChatRequest, cache: ResponseCache | None
+    ) -> AsyncIterator[StreamChunk]:
+        if cache is not None:
+            hit = await cache.get(request, self.provider_name)
+            if hit is not None:
+                for chunk in replay_as_stream(hit):
+                    yield chunk
+                return
+        refused = self._preflight(request)
+        if refused is not None:
+            raise refused
+        breaker = self.breakers.get(self.provider_name, request.model)
+        accumulator = StreamAccumulator() if cache is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            if not breaker.allow():
+                raise self._circuit_open(request, breaker.retry_in())
+            limited = await self._acquire_rate_limit(request)
+            if limited is not None:
+                breaker.release_probe()
+                raise limited
+            source = self._do_stream_chat(request)
+            delivered = False
+            try:
+                async for chunk in source:
+                    delivered = True
+                    if accumulator is not None:
+                        accumulator.add(chunk)
+                    yield chunk
+            except LLMError as error:
+                self._record(breaker, error)
+                # Never retry once the caller has seen a chunk: that would duplicate output.
+                if delivered or not self.retry_policy.should_retry(attempt, error.retryable):
+                    raise
+                await self._sleep_before_retry(attempt, error, request)
+                continue
+            except BaseException:
+                breaker.release_probe()
+                raise
+            finally:
+                aclose = getattr(source, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            breaker.record_success()
+            if cache is not None and accumulator is not None:
+                completion = accumulator.to_completion(self.provider_name, request.model)
+                await cache.put(request, self.provider_name, self._finalize(request, completion))
+            return
+
+    # -- shared pieces ---------------------------------------------------------------------
+
+    def _preflight(self, request: ChatRequest) -> LLMError | None:
+        """A refusal before any network call (token-limit pre-flight), or ``None``."""
+        return None
+
+    def _finalize(self, request: ChatRequest, completion: Completion) -> Completion:
+        """Post-processing common to every provider (cost from the pricing table)."""
+        return completion
+
+    async def _acquire_rate_limit(self, request: ChatRequest) -> LLMError | None:
+        if self.rate_limiter is None:
+            return None
+        return await self.rate_limiter.acquire(
+            self.provider_name, request.model, request.max_tokens or 0
+        )
+
+    @staticmethod
+    def _record(breaker: Any, error: LLMError) -> None:
+        # Only failures of the provider count against it; a rejected request proves it is up.
+        if error.retryable:
+            breaker.record_failure()
+        else:
+            breaker.record_success()
+
+    async def _sleep_before_retry(
+        self, attempt: int, error: LLMError, request: ChatRequest
+    ) -> None:
+        delay = self.retry_policy.delay_for(attempt, error.retry_after)
+        logger.info(
+            "retrying %s/%s after %s (attempt %d, waiting %.2fs)",
+            self.provider_name,
+            request.model,
+            type(error).__name__,
+            attempt,
+            delay,
+        )
+        await asyncio.sleep(delay)
+
+    def _circuit_open(self, request: ChatRequest, retry_in: float) -> LLMError:
+        return CircuitOpenError(
+            "The circuit breaker is open after repeated provider failures; no call was made",
+            provider=self.provider_name,
+            model=request.model,
+            retryable=True,
+            retry_after=retry_in,
+        )
+
+    def _unexpected_stream_error(self, exc: BaseException, request: ChatRequest) -> LLMError:
+        return StreamError(
+            f"The stream failed unexpectedly: {type(exc).__name__}: {exc}",
+            provider=self.provider_name,
+            model=request.model,
+            retryable=False,
+        )
+
+
+def replay_as_stream(completion: Completion) -> list[StreamChunk]:
+    """The chunks that fold back into ``completion`` (a cache hit served as a stream)."""
+    from lexigram.ai.llm.types import ToolCallDelta
+
+    chunks: list[StreamChunk] = []
+    if completion.thinking is not None:
+        for block in completion.thinking.blocks:
+            chunks.append(StreamChunk(thinking_delta=block.content, thinking_block=block))
+    if completion.content:
+        chunks.append(StreamChunk(delta=completion.content))
+    if completion.tool_calls:
+        chunks.append(
+            StreamChunk(
+                tool_calls=tuple(
+                    ToolCallDelta(i, tc.id, tc.name, tc.arguments, tc.signature)
+                    for i, tc in enumerate(completion.tool_calls)
+                )
+            )
+        )
+    chunks.append(
+        StreamChunk(
+            finish_reason=completion.finish_reason,
+            raw_finish_reason=completion.raw_finish_reason,
+            usage=completion.usage,
+            model=completion.model,
+            id=completion.id,
+        )
+    )
+    return chunks
+
+
+def _response_format_from_mapping(spec: Mapping[str, Any]) -> ResponseFormat:
+    """Accept OpenAI's ``response_format`` dict shape."""
+    kind = spec.get("type", "text")
+    if kind == "json_schema":
+        inner = spec.get("json_schema", spec)
+        return ResponseFormat(
+            "json_schema",
+            inner.get("schema"),
+            inner.get("name", "response"),
+            bool(inner.get("strict", True)),
+        )
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    return ResponseFormat("text")

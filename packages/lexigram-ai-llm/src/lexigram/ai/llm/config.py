@@ -1,0 +1,95 @@
+"""``ClientConfig``: the ``ai_llm`` configuration section.
+
+Values come, highest first, from explicit arguments, ``LEX_AI_LLM__*`` environment variables,
+``application.yaml`` (and its profile file), then the defaults below. The API key may also come
+from the provider's conventional environment variable (``OPENAI_API_KEY``...), resolved by the
+client when it is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+
+from lexigram.config import SectionSettings
+from lexigram.contracts.ai.thinking import ThinkingConfig
+
+__all__ = ["ClientConfig", "ThinkingConfig"]
+
+
+class ClientConfig(SectionSettings):
+    """Settings for one LLM client.
+
+    ``provider`` is any registered provider name (``None``: the first provider whose key is in
+    the environment, else the embedded ``local`` model). ``model`` may be written
+    ``"provider/model"``.
+    """
+
+    __section__: ClassVar[str] = "ai_llm"
+
+    enabled: bool = True
+    provider: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    api_base: str | None = None
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+    enable_cache: bool = False
+    cache_ttl: float = Field(default=3600.0, gt=0)
+    thinking: ThinkingConfig | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    # Policies. Retries count attempts after the first; the breaker is per provider and model.
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    retry_max_delay: float = Field(default=20.0, ge=0)
+    max_retry_after: float = Field(default=60.0, ge=0)
+    stream_idle_timeout: float = Field(default=60.0, gt=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_recovery_timeout: float = Field(default=30.0, ge=0)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    rate_limit_wait: bool = True
+    max_connections: int = Field(default=100, ge=1)
+    context_window: int | None = Field(default=None, gt=0)
+
+    @field_validator("api_base")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @classmethod
+    def parse(cls, spec: str | ClientConfig | None = None, **overrides: Any) -> ClientConfig:
+        """A config from a ``"provider/model"`` string, an existing config, or nothing.
+
+        ``"openai/gpt-4o"`` is provider ``openai``, model ``gpt-4o``; anything after the first
+        slash stays in the model (``"openrouter/anthropic/claude-sonnet-4"``). A string with no
+        slash is a provider name.
+        """
+        if isinstance(spec, ClientConfig):
+            return spec.model_copy(update=overrides) if overrides else spec
+        if spec is None:
+            return cls(**overrides)
+        provider, _, model = spec.partition("/")
+        values: dict[str, Any] = {"provider": provider.strip()}
+        if model:
+            values["model"] = model.strip()
+        values.update(overrides)
+        return cls(**values)
+
+    def __repr__(self) -> str:
+        # Only what is useful in a log line; the key shows as set or not, never its value.
+        return (
+            f"ClientConfig(provider={self.provider!r}, model={self.model!r}, "
+            f"api_base={self.api_base!r}, api_key={'set' if self.api_key else None}, "
+            f"timeout={self.timeout!r})"
+        )
+
+    __str__ = __repr__

@@ -1,0 +1,286 @@
+"""The typed errors a caller sees. Expected failures come back inside ``Err``; streams raise them.
+
+Mapping from HTTP status and the provider's error type lives in ``error_for_status`` (shared by
+every wire family) and each codec's ``map_error``; never from substrings of messages.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from lexigram.contracts.ai.llm import LLMError
+
+__all__ = [
+    "ConfigurationError",
+    "ExtractionError",
+    "ExtractionMaxRetriesError",
+    "ExtractionParseError",
+    "ExtractionValidationError",
+    "InvalidRequestError",
+    "LLMAuthenticationError",
+    "LLMContentFilterError",
+    "LLMError",
+    "LLMModelNotFoundError",
+    "LLMQuotaExceededError",
+    "LLMRateLimitError",
+    "LLMTimeoutError",
+    "MissingExtraError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "StreamError",
+    "TokenLimitError",
+    "UnknownProviderError",
+    "error_for_status",
+    "parse_retry_after",
+]
+
+
+class InvalidRequestError(LLMError):
+    """The provider rejected the request as malformed (400/422). Fix the request; no retry."""
+
+    default_code = "invalid_request"
+
+
+class TokenLimitError(InvalidRequestError):
+    """The prompt plus ``max_tokens`` exceed the model's context window."""
+
+    default_code = "context_length_exceeded"
+
+
+class LLMContentFilterError(LLMError):
+    """The provider's content policy blocked the prompt or the answer."""
+
+    default_code = "content_filter"
+
+
+class LLMAuthenticationError(LLMError):
+    """The API key is missing, wrong or lacks permission (401/403)."""
+
+    default_code = "authentication"
+
+
+class LLMQuotaExceededError(LLMError):
+    """The account is out of credit or quota (402, ``insufficient_quota``). Waiting won't help."""
+
+    default_code = "insufficient_quota"
+
+
+class LLMModelNotFoundError(LLMError):
+    """The model (or deployment) does not exist or is not available to this key (404)."""
+
+    default_code = "model_not_found"
+
+
+class ProviderError(LLMError):
+    """The provider failed on its side (5xx, overloaded). Retryable."""
+
+    default_code = "provider_error"
+    default_retryable = True
+
+
+class LLMRateLimitError(ProviderError):
+    """Too many requests (429), or a local rate limit refused the call. See ``retry_after``."""
+
+    default_code = "rate_limited"
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached (DNS, refused connection, TLS, reset)."""
+
+    default_code = "connection_error"
+
+
+class LLMTimeoutError(ProviderError):
+    """No answer within the configured timeout."""
+
+    default_code = "timeout"
+
+
+class StreamError(LLMError):
+    """A stream broke: cut before its terminal event, an undecodable chunk, an error event,
+    or no chunk within the idle timeout. Never a silent truncation."""
+
+    default_code = "stream_error"
+
+
+class ExtractionError(LLMError):
+    """Structured extraction failed; ``raw_output`` is the model's last answer and ``usage``
+    the tokens spent over every attempt."""
+
+    default_code = "extraction_error"
+
+    def __init__(self, message: str, *, raw_output: str = "", usage: Any = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.raw_output = raw_output
+        self.usage = usage
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "raw_output": self.raw_output, "usage": self.usage}
+
+
+class ExtractionParseError(ExtractionError):
+    """The answer held no parsable JSON."""
+
+    default_code = "extraction_parse_error"
+
+
+class ExtractionValidationError(ExtractionError):
+    """The answer parsed but did not match the schema or model."""
+
+    default_code = "extraction_validation_error"
+
+
+class ExtractionMaxRetriesError(ExtractionError):
+    """Every attempt failed; ``last_error`` says how the last one did."""
+
+    default_code = "extraction_max_retries"
+
+
+# -- programming and configuration errors: raised at once, never returned ------------------
+
+
+class ConfigurationError(ValueError):
+    """The client is configured wrongly (missing key, bad base URL...). The message says how
+    to fix it."""
+
+
+class UnknownProviderError(ConfigurationError, KeyError):
+    """No provider is registered under this name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown provider"
+
+
+class MissingExtraError(ImportError):
+    """A provider needs an optional dependency; the message names the ``pip install``."""
+
+
+# -- shared mapping helpers ----------------------------------------------------------------
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP date) or
+    the ``x-ratelimit-reset-*`` headers (``1s``, ``6m0s``, ``250ms`` or seconds)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    value = lower.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = lower.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
+    resets = [
+        _parse_duration(lower[k])
+        for k in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "x-ratelimit-reset")
+        if k in lower
+    ]
+    found = [r for r in resets if r is not None]
+    return max(found) if found else None
+
+
+def _parse_duration(text: str) -> float | None:
+    """``"6m0s"``, ``"1.5s"``, ``"250ms"``, ``"2h"`` or plain seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total = 0.0
+    number = ""
+    i = 0
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    matched = False
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        if unit not in units or not number:
+            return None
+        total += float(number) * units[unit]
+        number = ""
+        matched = True
+        i += len(unit)
+    if number:
+        return None
+    return total if matched else None
+
+
+_STATUS_CLASSES: dict[int, type[LLMError]] = {
+    400: InvalidRequestError,
+    401: LLMAuthenticationError,
+    402: LLMQuotaExceededError,
+    403: LLMAuthenticationError,
+    404: LLMModelNotFoundError,
+    408: LLMTimeoutError,
+    409: ProviderError,
+    413: TokenLimitError,
+    422: InvalidRequestError,
+    429: LLMRateLimitError,
+}
+
+_ACTIONS: dict[type[LLMError], str] = {
+    InvalidRequestError: "The provider rejected the request; check the model's parameters",
+    TokenLimitError: "The prompt is too long for the model's context window; shorten it or "
+    "lower max_tokens",
+    LLMAuthenticationError: "Authentication failed; check the API key (config api_key or the "
+    "provider's environment variable) and its permissions",
+    LLMQuotaExceededError: "The account is out of quota or credit; check billing",
+    LLMModelNotFoundError: "The model was not found; check the model name and that this key "
+    "can use it",
+    LLMRateLimitError: "Rate limited by the provider; retry after the indicated delay",
+    LLMTimeoutError: "The provider did not answer in time",
+    ProviderError: "The provider failed on its side; retrying may help",
+    LLMContentFilterError: "The provider's content policy blocked this request or answer",
+}
+
+
+def error_for_status(
+    status: int,
+    *,
+    kind: type[LLMError] | None = None,
+    provider: str,
+    model: str | None,
+    headers: Mapping[str, str] | None = None,
+    provider_message: str | None = None,
+    code: str | None = None,
+    request_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> LLMError:
+    """The typed error for an HTTP failure.
+
+    Codecs pass ``kind`` when the provider's own error type decides it (context length,
+    content policy, quota); otherwise the status decides. ``retry_after`` comes from headers.
+    """
+    headers = headers or {}
+    if kind is None:
+        kind = _STATUS_CLASSES.get(status) or (ProviderError if status >= 500 else LLMError)
+    retryable = kind.default_retryable or status in (408, 409, 429) or status >= 500
+    if kind in (InvalidRequestError, TokenLimitError, LLMAuthenticationError,
+                LLMQuotaExceededError, LLMModelNotFoundError, LLMContentFilterError):
+        retryable = False
+    action = _ACTIONS.get(kind, f"The provider answered HTTP {status}")
+    return kind(
+        action,
+        provider=provider,
+        model=model,
+        status=status,
+        request_id=request_id,
+        code=code,
+        retryable=retryable,
+        retry_after=parse_retry_after(headers) if retryable else None,
+        provider_message=provider_message,
+        details=details,
+    )

@@ -1,0 +1,338 @@
+"""``HTTPLLMClient``: one client class for every HTTP provider, driven by a codec and a profile."""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.config import ClientConfig
+from lexigram.ai.llm.exceptions import (
+    ConfigurationError,
+    LLMError,
+    LLMTimeoutError,
+    ProviderConnectionError,
+    StreamError,
+)
+from lexigram.ai.llm.providers.base import (
+    CallContext,
+    Codec,
+    Framing,
+    HTTPRequest,
+    ProviderProfile,
+    RequestSigner,
+)
+from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
+from lexigram.contracts.health import HealthCheckResult, HealthStatus
+
+if TYPE_CHECKING:
+    from lexigram.ai.llm._transport import Transport
+
+__all__ = ["HTTPLLMClient", "request_id_from"]
+
+_REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-goog-request-id",
+    "cf-ray",
+)
+
+
+def request_id_from(headers: Mapping[str, str]) -> str | None:
+    """The provider's request id from the usual response headers."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+class HTTPLLMClient(AbstractLLMClient):
+    """A client for one provider reached over HTTP. Built by ``create_llm_client``."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        profile: ProviderProfile,
+        codec: Codec,
+        **policies: Any,
+    ) -> None:
+        super().__init__(config, **policies)
+        self.profile = profile
+        self.codec = codec
+        self.provider_name = profile.name
+        self._default_model = config.model or profile.default_model or ""
+        options: dict[str, Any] = {**profile.quirks, **config.extra}
+        self._options = options
+        self._base_url = _resolve_base_url(config, profile, options)
+        self._api_key = _resolve_api_key(config, profile)
+        self._headers = self._static_headers(options)
+        self._signer: RequestSigner | None = (
+            profile.signer_factory(config, profile) if profile.signer_factory else None
+        )
+        self._contexts: dict[str, CallContext] = {}
+        self._transport: Transport | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider_name!r}, "
+            f"model={self._default_model!r}, base_url={self._base_url!r})"
+        )
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The resolved base URL requests go to."""
+        return self._base_url
+
+    def _static_headers(self, options: Mapping[str, Any]) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.profile.default_headers}
+        headers.update(options.get("headers", {}))
+        key = self._api_key
+        if key and self.profile.auth == "bearer":
+            headers[self.profile.auth_header] = f"Bearer {key}"
+        elif key and self.profile.auth == "header":
+            headers[self.profile.auth_header] = key
+        return headers
+
+    def _context(self, model: str) -> CallContext:
+        ctx = self._contexts.get(model)
+        if ctx is None:
+            ctx = CallContext(self.provider_name, model, self._base_url, self.profile, self._options)
+            self._contexts[model] = ctx
+        return ctx
+
+    def _transport_for_call(self) -> Transport:
+        transport = self._transport
+        if transport is None:
+            from lexigram.ai.llm._transport import Transport
+
+            transport = self._transport = Transport(
+                timeout=self.config.timeout,
+                idle_timeout=self.config.stream_idle_timeout,
+                max_connections=self.config.max_connections,
+            )
+        return transport
+
+    async def _prepare(self, request: ChatRequest, *, stream: bool) -> tuple[HTTPRequest, CallContext]:
+        if self.profile.requires_key and not self._api_key and self.profile.auth != "custom":
+            names = " or ".join(self.profile.api_key_env) or "api_key"
+            raise ConfigurationError(
+                f"No API key for provider {self.provider_name!r}: set {names} in the "
+                f"environment, LEX_AI_LLM__API_KEY, or ClientConfig(api_key=...)"
+            )
+        if not request.model:
+            raise ConfigurationError(
+                f"No model given for provider {self.provider_name!r}: pass model=... or set "
+                f"ClientConfig(model=...) / LEX_AI_LLM__MODEL"
+            )
+        ctx = self._context(request.model)
+        http = self.codec.encode(request, ctx, stream=stream)
+        http.headers.update(self._headers)
+        if self._signer is not None:
+            http = await self._signer(http, ctx)
+        return http, ctx
+
+    def _redact(self, error: LLMError) -> LLMError:
+        key = self._api_key
+        if key:
+            error.message = error.message.replace(key, "***")
+            if error.provider_message:
+                error.provider_message = error.provider_message.replace(key, "***")
+            error.args = (error.message,)
+        return error
+
+    # -- the two hooks ---------------------------------------------------------------------
+
+    async def _do_complete(self, request: ChatRequest) -> Completion:
+        http, ctx = await self._prepare(request, stream=False)
+        transport = self._transport_for_call()
+        from lexigram.ai.llm._transport import aiohttp
+
+        try:
+            async with transport.session().request(
+                http.method, http.url, data=http.body, headers=http.headers,
+                timeout=transport.timeout,
+            ) as response:
+                body = await response.read()
+                status = response.status
+                headers = response.headers
+        except TimeoutError as exc:
+            raise LLMTimeoutError(
+                f"No answer within {self.config.timeout:g}s",
+                provider=self.provider_name, model=request.model,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc, request) from exc
+        if self.rate_limiter is not None:
+            self.rate_limiter.update_from_headers(self.provider_name, request.model, headers)
+        if status >= 400:
+            raise self._redact(self._mapped_error(status, headers, body, ctx))
+        try:
+            return self.codec.decode(body, headers, ctx)
+        except LLMError as error:
+            raise self._redact(error) from None
+
+    async def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        http, ctx = await self._prepare(request, stream=True)
+        transport = self._transport_for_call()
+        from lexigram.ai.llm._transport import aiohttp
+
+        try:
+            response = await transport.session().request(
+                http.method, http.url, data=http.body, headers=http.headers,
+                timeout=transport.stream_timeout,
+            )
+        except TimeoutError as exc:
+            raise LLMTimeoutError(
+                "The provider did not start answering in time",
+                provider=self.provider_name, model=request.model,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc, request) from exc
+        finished = False
+        try:
+            if self.rate_limiter is not None:
+                self.rate_limiter.update_from_headers(
+                    self.provider_name, request.model, response.headers
+                )
+            if response.status >= 400:
+                body = await response.read()
+                finished = True
+                raise self._redact(
+                    self._mapped_error(response.status, response.headers, body, ctx)
+                )
+            decoder = self.codec.stream_decoder(ctx)
+            framing = self.codec.framing
+            if framing is Framing.SSE:
+                from lexigram.ai.llm._framing import SSEDecoder
+
+                framer: Any = SSEDecoder()
+            elif framing is Framing.NDJSON:
+                from lexigram.ai.llm._framing import NDJSONDecoder
+
+                framer = NDJSONDecoder()
+            else:
+                framer = self.codec.framer()  # type: ignore[attr-defined]
+            feed = decoder.feed
+            try:
+                async for data in response.content.iter_any():
+                    for event in framer.feed(data):
+                        for chunk in feed(event):
+                            yield chunk
+                    if decoder.done:
+                        break
+                if not decoder.done:
+                    for event in framer.finish():
+                        for chunk in feed(event):
+                            yield chunk
+                for chunk in decoder.finish():
+                    yield chunk
+                finished = True
+            except TimeoutError as exc:
+                raise StreamError(
+                    f"No data from the provider for {self.config.stream_idle_timeout:g}s; "
+                    "the stream was abandoned",
+                    provider=self.provider_name, model=request.model, retryable=True,
+                    code="stream_idle_timeout",
+                ) from exc
+            except aiohttp.ClientError as exc:
+                raise StreamError(
+                    f"The connection broke mid-stream ({type(exc).__name__})",
+                    provider=self.provider_name, model=request.model, retryable=True,
+                ) from exc
+            except LLMError as error:
+                if error.provider is None:
+                    error.provider, error.model = self.provider_name, request.model
+                raise self._redact(error) from None
+        finally:
+            if finished:
+                response.release()
+            else:
+                response.close()
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _mapped_error(
+        self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
+    ) -> LLMError:
+        error = self.codec.map_error(status, headers, body, ctx)
+        if error.request_id is None:
+            error.request_id = request_id_from(headers)
+        if error.provider is None:
+            error.provider = self.provider_name
+        if error.model is None:
+            error.model = ctx.model
+        return error
+
+    def _connection_error(self, exc: BaseException, request: ChatRequest) -> LLMError:
+        return ProviderConnectionError(
+            f"Could not reach {self.provider_name} at {self._base_url} "
+            f"({type(exc).__name__}); check api_base and the network",
+            provider=self.provider_name,
+            model=request.model,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._transport is not None:
+            await self._transport.close()
+
+    async def health_check(self, timeout: float = 5.0) -> HealthCheckResult:
+        """A minimal completion against the provider. Never raises."""
+        try:
+            return await super().health_check(timeout)
+        except ConfigurationError as exc:
+            return HealthCheckResult(HealthStatus.UNHEALTHY, str(exc))
+
+
+def _resolve_api_key(config: ClientConfig, profile: ProviderProfile) -> str | None:
+    if config.api_key is not None:
+        return config.api_key.get_secret_value() or None
+    for name in profile.api_key_env:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _resolve_base_url(
+    config: ClientConfig, profile: ProviderProfile, options: Mapping[str, Any]
+) -> str:
+    url = config.api_base
+    if url is None:
+        for name in profile.base_url_env:
+            value = os.environ.get(name)
+            if value:
+                url = value if "://" in value else f"http://{value}"
+                break
+    if url is None:
+        url = profile.base_url
+    if url is None:
+        raise ConfigurationError(
+            f"Provider {profile.name!r} has no default base URL: set api_base "
+            f"(ClientConfig(api_base=...) or LEX_AI_LLM__API_BASE)"
+        )
+    fields = [name for _, name, _, _ in string.Formatter().parse(url) if name]
+    if fields:
+        values: dict[str, str] = {}
+        for name in fields:
+            value = options.get(name) or os.environ.get(f"{profile.name.upper()}_{name.upper()}")
+            value = value or os.environ.get(name.upper())
+            if not value:
+                raise ConfigurationError(
+                    f"Provider {profile.name!r} needs {name!r}: set ClientConfig(extra="
+                    f"{{'{name}': ...}}) or the {profile.name.upper()}_{name.upper()} "
+                    f"environment variable"
+                )
+            values[name] = str(value)
+        url = url.format(**values)
+    return url.rstrip("/")
+

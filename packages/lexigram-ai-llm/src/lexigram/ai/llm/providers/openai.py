@@ -1,0 +1,614 @@
+"""The OpenAI Chat Completions wire family, and the hosts that speak it.
+
+Codec: pure translation between ``ChatRequest``/``Completion``/``StreamChunk`` and the
+``/chat/completions`` JSON and SSE shapes. Profiles: OpenAI, Azure OpenAI, OpenRouter, Groq,
+DeepSeek, Together, Fireworks, Mistral, xAI, Cloudflare Workers AI and any OpenAI-compatible
+server (vLLM, llama.cpp, LM Studio).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from lexigram.ai.llm._framing import SSEEvent
+from lexigram.ai.llm.exceptions import (
+    InvalidRequestError,
+    LLMContentFilterError,
+    LLMError,
+    LLMModelNotFoundError,
+    LLMQuotaExceededError,
+    StreamError,
+    TokenLimitError,
+    error_for_status,
+)
+from lexigram.ai.llm.providers._thinktags import ThinkTagSplitter, split_think_tags
+from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
+from lexigram.ai.llm.types import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    DocumentPart,
+    FinishReason,
+    FunctionCall,
+    ImageDataPart,
+    ImageURLPart,
+    Role,
+    StreamChunk,
+    TextPart,
+    ThinkingBlock,
+    ThinkingResult,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["CODEC", "PROFILES", "OpenAICodec"]
+
+_FINISH = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS,
+    "content_filter": FinishReason.CONTENT_FILTER,
+    "eos": FinishReason.STOP,
+    "model_length": FinishReason.LENGTH,
+    "error": FinishReason.ERROR,
+}
+
+# The provider's error ``code``/``type`` decides the class; the status only when it says
+# nothing more specific.
+_ERROR_CODES: dict[str, type[LLMError]] = {
+    "context_length_exceeded": TokenLimitError,
+    "string_above_max_length": TokenLimitError,
+    "content_filter": LLMContentFilterError,
+    "content_policy_violation": LLMContentFilterError,
+    "insufficient_quota": LLMQuotaExceededError,
+    "billing_hard_limit_reached": LLMQuotaExceededError,
+    "model_not_found": LLMModelNotFoundError,
+    "DeploymentNotFound": LLMModelNotFoundError,
+    "exceed_context_size_error": TokenLimitError,  # llama.cpp server
+}
+
+
+def finish_reason(raw: str | None) -> str | None:
+    """Normalised finish reason (unknown values pass through)."""
+    if raw is None:
+        return None
+    normal = _FINISH.get(raw)
+    return normal.value if normal is not None else raw
+
+
+class OpenAICodec:
+    """Chat Completions: encode, decode, stream decode, error mapping."""
+
+    name = "openai"
+    framing = Framing.SSE
+
+    # -- encode ----------------------------------------------------------------------------
+
+    def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
+        """The ``POST /chat/completions`` request."""
+        options = ctx.options
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [_encode_message(m, options) for m in request.messages],
+        }
+        if request.temperature is not None and not options.get("omit_temperature"):
+            body["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            body[options.get("max_tokens_field", "max_tokens")] = request.max_tokens
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.seed is not None:
+            body[options.get("seed_field", "seed")] = request.seed
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": dict(t.parameters),
+                        **({"strict": True} if t.strict else {}),
+                    },
+                }
+                for t in request.tools
+            ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = _tool_choice(request.tool_choice, options)
+        fmt = request.response_format
+        if fmt is not None and fmt.type == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": fmt.name, "schema": dict(fmt.schema or {}), "strict": fmt.strict},
+            }
+        elif fmt is not None and fmt.type == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        thinking = request.thinking
+        if thinking is not None:
+            style = options.get("reasoning_style", "effort")
+            if style == "openrouter":
+                if thinking.suppress:
+                    body["reasoning"] = {"enabled": False}
+                elif thinking.effort:
+                    body["reasoning"] = {"effort": thinking.effort}
+                else:
+                    body["reasoning"] = {"max_tokens": thinking.budget_tokens}
+            elif style == "effort" and thinking.effort and not thinking.suppress:
+                body["reasoning_effort"] = thinking.effort
+        if stream:
+            body["stream"] = True
+            if options.get("stream_usage", True):
+                body["stream_options"] = {"include_usage": True}
+        passthrough = request.extra.get("body")
+        if isinstance(passthrough, Mapping):
+            body.update(passthrough)
+        for key, value in request.extra.items():
+            if key not in ("body", "headers"):
+                body.setdefault(key, value)
+        url = ctx.base_url + options.get("chat_path", "/chat/completions").format(model=request.model)
+        query = options.get("query")
+        if query:
+            url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+        headers: dict[str, str] = {}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        extra_headers = request.extra.get("headers")
+        if isinstance(extra_headers, Mapping):
+            headers.update(extra_headers)
+        return HTTPRequest("POST", url, headers, orjson.dumps(body))
+
+    # -- decode ----------------------------------------------------------------------------
+
+    def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
+        """A ``chat.completion`` object to a ``Completion``."""
+        data = _loads(body, ctx)
+        if "error" in data and not data.get("choices"):
+            raise _error_from_payload(data["error"], 200, headers, ctx)
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+        except (KeyError, IndexError, TypeError) as exc:
+            raise InvalidRequestError(
+                "The provider's answer has no choices; it is not a chat completion",
+                provider=ctx.provider, model=ctx.model, retryable=False,
+                provider_message=body[:200].decode("utf-8", "replace"),
+            ) from exc
+        content = message.get("content") or ""
+        if isinstance(content, list):  # some hosts send parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        if not reasoning and "<think>" in content:
+            content, reasoning = split_think_tags(content)
+        tool_calls = tuple(
+            ToolCall(
+                id=tc.get("id") or f"call_{i}",
+                function=FunctionCall(
+                    tc["function"]["name"], tc["function"].get("arguments") or "{}"
+                ),
+            )
+            for i, tc in enumerate(message.get("tool_calls") or ())
+        )
+        usage = _usage(data.get("usage"))
+        raw_finish = choice.get("finish_reason")
+        if message.get("refusal") and not content:
+            raise LLMContentFilterError(
+                "The model refused to answer",
+                provider=ctx.provider, model=ctx.model, provider_message=message["refusal"],
+            )
+        thinking = (
+            ThinkingResult.from_blocks((ThinkingBlock(reasoning),), usage.reasoning_tokens or None)
+            if reasoning
+            else None
+        )
+        return Completion(
+            content=content,
+            model=data.get("model") or ctx.model,
+            provider=ctx.provider,
+            finish_reason=finish_reason(raw_finish),
+            raw_finish_reason=raw_finish,
+            tool_calls=tool_calls,
+            usage=usage,
+            thinking=thinking,
+            id=data.get("id"),
+        )
+
+    def stream_decoder(self, ctx: CallContext) -> OpenAIStreamDecoder:
+        """A decoder for one ``chat.completion.chunk`` SSE stream."""
+        return OpenAIStreamDecoder(ctx)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def map_error(
+        self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
+    ) -> LLMError:
+        """``{"error": {"message", "type", "code", "param"}}`` plus the status."""
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            data = {}
+        payload = data.get("error") if isinstance(data, Mapping) else None
+        if isinstance(payload, str):
+            payload = {"message": payload}
+        if not isinstance(payload, Mapping):
+            payload = {"message": body[:300].decode("utf-8", "replace") if body else None}
+        return _error_from_payload(payload, status, headers, ctx)
+
+
+def _error_from_payload(
+    payload: Mapping[str, Any], status: int, headers: Mapping[str, str], ctx: CallContext
+) -> LLMError:
+    code = payload.get("code")
+    kind_name = payload.get("type")
+    kind = _ERROR_CODES.get(str(code)) if code is not None else None
+    if kind is None and kind_name is not None:
+        kind = _ERROR_CODES.get(str(kind_name))
+    inner = payload.get("innererror")
+    if kind is None and isinstance(inner, Mapping):
+        kind = _ERROR_CODES.get(str(inner.get("code")))
+    if status == 200:
+        status = int(payload.get("status") or 500) if str(payload.get("status", "")).isdigit() else 500
+    error = error_for_status(
+        status,
+        kind=kind,
+        provider=ctx.provider,
+        model=ctx.model,
+        headers=headers,
+        provider_message=payload.get("message"),
+        code=str(code or kind_name or "") or None,
+        details={"type": kind_name, "param": payload.get("param")},
+    )
+    return error
+
+
+def _loads(body: bytes, ctx: CallContext) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise StreamError(
+            "The provider's answer is not valid JSON (truncated or not a chat completion)",
+            provider=ctx.provider, model=ctx.model, retryable=True,
+            provider_message=body[:200].decode("utf-8", "replace"),
+        ) from exc
+
+
+def _usage(data: Mapping[str, Any] | None) -> Usage:
+    if not data:
+        return Usage()
+    prompt_details = data.get("prompt_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or {}
+    prompt = int(data.get("prompt_tokens") or 0)
+    completion = int(data.get("completion_tokens") or 0)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=int(data.get("total_tokens") or prompt + completion),
+        cached_tokens=int(
+            prompt_details.get("cached_tokens") or data.get("prompt_cache_hit_tokens") or 0
+        ),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    )
+
+
+def _tool_choice(choice: Any, options: Mapping[str, Any]) -> Any:
+    if isinstance(choice, str):
+        if choice == "required" and options.get("tool_choice_required") == "any":
+            return "any"
+        if choice in ("auto", "none", "required", "any"):
+            return choice
+        return {"type": "function", "function": {"name": choice}}
+    return dict(choice)
+
+
+def _encode_content(message: ChatMessage) -> Any:
+    content = message.content
+    if content is None or isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImageURLPart):
+            spec: dict[str, Any] = {"url": part.url}
+            if part.detail:
+                spec["detail"] = part.detail
+            parts.append({"type": "image_url", "image_url": spec})
+        elif isinstance(part, ImageDataPart):
+            parts.append({"type": "image_url", "image_url": {"url": part.data_url}})
+        elif isinstance(part, DocumentPart):
+            if part.data is not None:
+                parts.append(
+                    {
+                        "type": "file",
+                        "file": {
+                            "filename": part.name or "document.pdf",
+                            "file_data": f"data:{part.media_type};base64,{part.base64}",
+                        },
+                    }
+                )
+            elif part.url:
+                parts.append({"type": "text", "text": part.url})
+    return parts
+
+
+def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[str, Any]:
+    role = message.role
+    out: dict[str, Any] = {"role": role.value, "content": _encode_content(message)}
+    if role is Role.ASSISTANT and message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": tc.id,
+                "type": "function",
+                "function": {"name": tc.name, "arguments": tc.arguments},
+            }
+            for tc in message.tool_calls
+        ]
+        if not message.content:
+            out["content"] = None
+    elif role is Role.TOOL:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name and role in (Role.USER, Role.ASSISTANT):
+        out["name"] = message.name
+    return out
+
+
+class OpenAIStreamDecoder:
+    """Decodes ``data: {chunk}`` events until ``data: [DONE]``."""
+
+    __slots__ = ("_ctx", "_done", "_saw_finish", "_splitter", "_usage_in_body")
+
+    def __init__(self, ctx: CallContext) -> None:
+        self._ctx = ctx
+        self._done = False
+        self._saw_finish = False
+        self._splitter: ThinkTagSplitter | None = ThinkTagSplitter()
+        self._usage_in_body = ctx.options.get("usage_field")
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, event: SSEEvent) -> list[StreamChunk]:
+        data = event.data
+        if data == b"[DONE]":
+            self._done = True
+            return self._flush()
+        if not data:
+            return []
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise StreamError(
+                "The provider sent a stream chunk that is not valid JSON",
+                provider=self._ctx.provider, model=self._ctx.model, retryable=False,
+                provider_message=data[:200].decode("utf-8", "replace"),
+            ) from exc
+        if not isinstance(payload, dict):
+            raise StreamError(
+                "The provider sent a stream chunk that is not a JSON object",
+                provider=self._ctx.provider, model=self._ctx.model,
+            )
+        error = payload.get("error")
+        if error and not payload.get("choices"):
+            if isinstance(error, str):
+                error = {"message": error}
+            inner = _error_from_payload(error, 200, {}, self._ctx)
+            raise StreamError(
+                "The provider reported an error mid-stream",
+                provider=self._ctx.provider, model=self._ctx.model,
+                retryable=inner.retryable, code=inner.code,
+                provider_message=inner.provider_message,
+            )
+        usage_data = payload.get("usage")
+        if usage_data is None and self._usage_in_body:
+            usage_data = (payload.get(self._usage_in_body) or {}).get("usage")
+        choices = payload.get("choices")
+        if not choices:
+            if usage_data:
+                return [StreamChunk(usage=_usage(usage_data), model=payload.get("model"))]
+            return []
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        text = delta.get("content") or ""
+        thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        splitter = self._splitter
+        if splitter is not None and text:
+            if thinking:
+                self._splitter = splitter = None  # the host separates reasoning itself
+            else:
+                text, inline = splitter.feed(text)
+                thinking = inline
+        tool_deltas: tuple[ToolCallDelta, ...] = ()
+        raw_tools = delta.get("tool_calls")
+        if raw_tools:
+            tool_deltas = tuple(
+                ToolCallDelta(
+                    index=int(tc.get("index", i)),
+                    id=tc.get("id"),
+                    name=(tc.get("function") or {}).get("name"),
+                    arguments=(tc.get("function") or {}).get("arguments") or "",
+                )
+                for i, tc in enumerate(raw_tools)
+            )
+        raw_finish = choice.get("finish_reason")
+        if raw_finish is not None:
+            self._saw_finish = True
+        if not (text or thinking or tool_deltas or raw_finish or usage_data):
+            return []
+        chunks = []
+        if raw_finish is not None and splitter is not None:
+            # Text held back while looking for a tag boundary goes out before the finish.
+            held_text, held_thinking = splitter.flush()
+            text += held_text
+            thinking += held_thinking
+        chunks.append(
+            StreamChunk(
+                delta=text,
+                thinking_delta=thinking,
+                tool_calls=tool_deltas,
+                finish_reason=finish_reason(raw_finish),
+                raw_finish_reason=raw_finish,
+                usage=_usage(usage_data) if usage_data else None,
+                model=payload.get("model"),
+                id=payload.get("id"),
+            )
+        )
+        return chunks
+
+    def _flush(self) -> list[StreamChunk]:
+        if self._splitter is None:
+            return []
+        text, thinking = self._splitter.flush()
+        if text or thinking:
+            return [StreamChunk(delta=text, thinking_delta=thinking)]
+        return []
+
+    def finish(self) -> list[StreamChunk]:
+        if self._done:
+            return []
+        raise StreamError(
+            "The stream ended before the provider's terminal event ([DONE]); the answer is "
+            "incomplete",
+            provider=self._ctx.provider, model=self._ctx.model, retryable=True,
+            code="stream_truncated",
+        )
+
+
+CODEC = OpenAICodec()
+
+_CHAT = frozenset({"stream", "tools", "json_object", "json_schema", "vision"})
+
+PROFILES: dict[str, ProviderProfile] = {
+    p.name: p
+    for p in (
+        ProviderProfile(
+            name="openai",
+            codec="openai",
+            base_url="https://api.openai.com/v1",
+            api_key_env=("OPENAI_API_KEY",),
+            base_url_env=("OPENAI_BASE_URL",),
+            default_model="gpt-4o-mini",
+            quirks={"max_tokens_field": "max_completion_tokens"},
+            capabilities=_CHAT | {"thinking", "documents"},
+            extra="openai",
+            description="OpenAI Chat Completions",
+        ),
+        ProviderProfile(
+            name="azure-openai",
+            codec="openai",
+            base_url=None,
+            api_key_env=("AZURE_OPENAI_API_KEY",),
+            base_url_env=("AZURE_OPENAI_ENDPOINT",),
+            auth="header",
+            auth_header="api-key",
+            quirks={
+                "chat_path": "/openai/deployments/{model}/chat/completions",
+                "query": {"api-version": "2024-10-21"},
+                "max_tokens_field": "max_completion_tokens",
+            },
+            capabilities=_CHAT | {"thinking"},
+            extra="openai",
+            description="Azure OpenAI (the model is the deployment name)",
+        ),
+        ProviderProfile(
+            name="openrouter",
+            codec="openai",
+            base_url="https://openrouter.ai/api/v1",
+            api_key_env=("OPENROUTER_API_KEY",),
+            default_model="openai/gpt-4o-mini",
+            default_headers={"HTTP-Referer": "https://github.com/lexigram", "X-Title": "lexigram"},
+            quirks={"reasoning_style": "openrouter"},
+            capabilities=_CHAT | {"thinking"},
+            description="OpenRouter (many models behind one key)",
+        ),
+        ProviderProfile(
+            name="groq",
+            codec="openai",
+            base_url="https://api.groq.com/openai/v1",
+            api_key_env=("GROQ_API_KEY",),
+            default_model="llama-3.3-70b-versatile",
+            quirks={"usage_field": "x_groq"},
+            capabilities=_CHAT | {"thinking"},
+            description="Groq",
+        ),
+        ProviderProfile(
+            name="deepseek",
+            codec="openai",
+            base_url="https://api.deepseek.com/v1",
+            api_key_env=("DEEPSEEK_API_KEY",),
+            default_model="deepseek-chat",
+            quirks={"reasoning_style": "none"},
+            capabilities=frozenset({"stream", "tools", "json_object", "thinking"}),
+            description="DeepSeek (reasoning_content)",
+        ),
+        ProviderProfile(
+            name="together",
+            codec="openai",
+            base_url="https://api.together.xyz/v1",
+            api_key_env=("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"),
+            default_model="meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            capabilities=_CHAT,
+            description="Together AI",
+        ),
+        ProviderProfile(
+            name="fireworks",
+            codec="openai",
+            base_url="https://api.fireworks.ai/inference/v1",
+            api_key_env=("FIREWORKS_API_KEY",),
+            default_model="accounts/fireworks/models/llama-v3p1-8b-instruct",
+            capabilities=_CHAT,
+            description="Fireworks AI",
+        ),
+        ProviderProfile(
+            name="mistral",
+            codec="openai",
+            base_url="https://api.mistral.ai/v1",
+            api_key_env=("MISTRAL_API_KEY",),
+            default_model="mistral-small-latest",
+            # Mistral: ``random_seed`` not ``seed``, ``"any"`` not ``"required"``, usage always
+            # on the last chunk (no ``stream_options``).
+            quirks={
+                "seed_field": "random_seed",
+                "tool_choice_required": "any",
+                "stream_usage": False,
+                "reasoning_style": "none",
+            },
+            capabilities=_CHAT,
+            description="Mistral AI",
+        ),
+        ProviderProfile(
+            name="xai",
+            codec="openai",
+            base_url="https://api.x.ai/v1",
+            api_key_env=("XAI_API_KEY",),
+            default_model="grok-3-mini",
+            capabilities=_CHAT | {"thinking"},
+            description="xAI Grok",
+        ),
+        ProviderProfile(
+            name="cloudflare",
+            codec="openai",
+            base_url="https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/v1",
+            api_key_env=("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY"),
+            default_model="@cf/meta/llama-3.1-8b-instruct",
+            quirks={"reasoning_style": "none"},
+            capabilities=frozenset({"stream", "tools", "json_schema"}),
+            description="Cloudflare Workers AI (account id from extra or CLOUDFLARE_ACCOUNT_ID)",
+        ),
+        ProviderProfile(
+            name="openai_compatible",
+            codec="openai",
+            base_url=None,
+            api_key_env=("OPENAI_COMPATIBLE_API_KEY",),
+            requires_key=False,
+            quirks={"reasoning_style": "none"},
+            capabilities=_CHAT | {"thinking"},
+            description="Any OpenAI-compatible server (vLLM, llama.cpp, LM Studio); set api_base",
+        ),
+    )
+}

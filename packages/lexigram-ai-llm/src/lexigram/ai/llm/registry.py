@@ -1,0 +1,240 @@
+"""``ProviderRegistry``: provider names to clients, and ``create_llm_client``.
+
+Built-in providers are known by name without importing their modules; a user registers a client
+class, a factory, or a new OpenAI-compatible host as a profile, at run time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.config import ClientConfig
+from lexigram.ai.llm.exceptions import MissingExtraError, UnknownProviderError
+from lexigram.ai.llm.providers import BUILTIN_PROVIDERS, FAMILY_MODULES
+from lexigram.ai.llm.providers.base import ProviderProfile
+
+__all__ = ["ProviderInfo", "ProviderRegistry", "create_llm_client", "default_registry"]
+
+logger = logging.getLogger("lexigram.ai.llm")
+
+ClientFactory = Callable[..., AbstractLLMClient]
+
+LOCAL_PROVIDER = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What ``list()`` shows about a provider (never a key, only whether one is set)."""
+
+    name: str
+    family: str
+    capabilities: frozenset[str] = frozenset()
+    api_key_env: tuple[str, ...] = ()
+    key_set: bool = False
+    requires_key: bool = True
+    description: str = ""
+
+
+@dataclass(slots=True)
+class _Entry:
+    name: str
+    family: str
+    factory: ClientFactory | None = None
+    profile: ProviderProfile | None = None
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+
+
+class ProviderRegistry:
+    """Maps provider names to the way their clients are built."""
+
+    def __init__(self, *, include_builtins: bool = True) -> None:
+        self._entries: dict[str, _Entry] = {}
+        if include_builtins:
+            for name, family in BUILTIN_PROVIDERS.items():
+                self._entries[name] = _Entry(name, family)
+            self._entries[LOCAL_PROVIDER] = _Entry(LOCAL_PROVIDER, "local")
+
+    # -- registration ----------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        client: type[AbstractLLMClient] | ClientFactory,
+        *,
+        capabilities: frozenset[str] | set[str] = frozenset(),
+        replace: bool = False,
+    ) -> None:
+        """Register a client class or a factory ``(config, **policies) -> client``."""
+        self._check_free(name, replace)
+        self._entries[name] = _Entry(name, "custom", factory=client, capabilities=frozenset(capabilities))
+
+    def register_profile(self, profile: ProviderProfile, *, replace: bool = False) -> None:
+        """Register a provider that speaks an existing wire family (a new OpenAI-compatible
+        host, say) as data."""
+        if profile.codec not in FAMILY_MODULES:
+            raise ValueError(
+                f"unknown wire family {profile.codec!r}; known: {', '.join(FAMILY_MODULES)}"
+            )
+        self._check_free(profile.name, replace)
+        self._entries[profile.name] = _Entry(
+            profile.name, profile.codec, profile=profile, capabilities=profile.capabilities
+        )
+
+    def unregister(self, name: str) -> None:
+        """Forget a provider."""
+        self._entries.pop(name, None)
+
+    def _check_free(self, name: str, replace: bool) -> None:
+        if name in self._entries and not replace:
+            raise ValueError(f"provider {name!r} is already registered; pass replace=True")
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Registered provider names, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def profile(self, name: str) -> ProviderProfile | None:
+        """The profile of an HTTP provider (``None`` for custom and local providers)."""
+        entry = self._entry(name)
+        if entry.profile is not None:
+            return entry.profile
+        if entry.family in FAMILY_MODULES:
+            profiles: dict[str, ProviderProfile] = _family(entry.family).PROFILES
+            entry.profile = profiles[name]
+            return entry.profile
+        return None
+
+    def list(self) -> list[ProviderInfo]:
+        """Every provider with its capabilities and whether its key is set."""
+        infos = []
+        for name in self.names():
+            entry = self._entries[name]
+            try:
+                profile = self.profile(name)
+            except MissingExtraError:
+                profile = None
+            if profile is not None:
+                infos.append(
+                    ProviderInfo(
+                        name,
+                        entry.family,
+                        profile.capabilities,
+                        profile.api_key_env,
+                        any(os.environ.get(v) for v in profile.api_key_env),
+                        profile.requires_key,
+                        profile.description,
+                    )
+                )
+            else:
+                infos.append(
+                    ProviderInfo(
+                        name,
+                        entry.family,
+                        entry.capabilities or frozenset({"stream"}),
+                        requires_key=False,
+                        description="in-process llama.cpp model" if name == LOCAL_PROVIDER else "",
+                    )
+                )
+        return infos
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise UnknownProviderError(
+                f"Unknown LLM provider {name!r}. Registered providers: "
+                f"{', '.join(self.names())}. Register your own with "
+                f"ProviderRegistry.register(name, client_class)."
+            )
+        return entry
+
+    # -- building --------------------------------------------------------------------------
+
+    def create(self, config: ClientConfig | str | None = None, **policies: Any) -> AbstractLLMClient:
+        """A client for ``config`` (a ``ClientConfig``, a ``"provider/model"`` string, or
+        ``None`` for the environment's default)."""
+        cfg = ClientConfig.parse(config) if not isinstance(config, ClientConfig) else config
+        if cfg.provider is not None and "/" not in cfg.provider and cfg.provider in self:
+            name = cfg.provider
+        elif cfg.provider is not None:
+            self._entry(cfg.provider)  # raises with the list of names
+            name = cfg.provider
+        else:
+            name = self.default_provider()
+            cfg = cfg.model_copy(update={"provider": name})
+        entry = self._entry(name)
+        if entry.factory is not None:
+            return entry.factory(cfg, **policies)
+        if name == LOCAL_PROVIDER:
+            from lexigram.ai.llm.providers.local import create_local_client
+
+            return create_local_client(cfg, **policies)
+        profile = self.profile(name)
+        assert profile is not None
+        from lexigram.ai.llm.providers.http import HTTPLLMClient
+
+        return HTTPLLMClient(cfg, profile=profile, codec=_family(entry.family).CODEC, **policies)
+
+    def default_provider(self) -> str:
+        """The first built-in provider whose key is in the environment, else ``local``."""
+        for name, family in BUILTIN_PROVIDERS.items():
+            if family not in FAMILY_MODULES:
+                continue
+            try:
+                profile = self.profile(name)
+            except MissingExtraError:
+                continue
+            if profile is not None and profile.requires_key and any(
+                os.environ.get(v) for v in profile.api_key_env
+            ):
+                return name
+        _log_local_default_once()
+        return LOCAL_PROVIDER
+
+
+_logged_local = False
+
+
+def _log_local_default_once() -> None:
+    global _logged_local
+    if not _logged_local:
+        _logged_local = True
+        logger.info(
+            "No LLM provider configured and no provider API key in the environment: using the "
+            "embedded local model (provider 'local'). Set LEX_AI_LLM__PROVIDER to choose another."
+        )
+
+
+def _family(family: str) -> Any:
+    module = FAMILY_MODULES[family]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("lexigram"):
+            raise
+        raise MissingExtraError(
+            f"The {family!r} provider needs an optional dependency ({exc.name}): "
+            f"pip install 'lexigram-ai-llm[{family}]'"
+        ) from exc
+
+
+default_registry = ProviderRegistry()
+
+
+def create_llm_client(
+    config: ClientConfig | str | None = None,
+    registry: ProviderRegistry | None = None,
+    **policies: Any,
+) -> AbstractLLMClient:
+    """Build a client: ``create_llm_client("openai/gpt-4o")``,
+    ``create_llm_client(ClientConfig(...))``, or ``create_llm_client()`` for the default."""
+    return (registry or default_registry).create(config, **policies)
