@@ -111,8 +111,12 @@ class ConformanceSuite:
 
     # -- answers ---------------------------------------------------------------------------
 
-    async def test_text_completion(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
-        server.script(Reply(text="Paris is the capital of France.", prompt_tokens=11, completion_tokens=8))
+    async def test_text_completion(
+        self, server: FakeProviderServer, client: AbstractLLMClient
+    ) -> None:
+        server.script(
+            Reply(text="Paris is the capital of France.", prompt_tokens=11, completion_tokens=8)
+        )
         result = await client.complete([{"role": "user", "content": "Capital of France?"}])
         assert isinstance(result, Ok), result
         completion = result.value
@@ -137,10 +141,14 @@ class ConformanceSuite:
         assert len(deltas) > 3
         assert "".join(deltas) == whole.content
         server.script(reply)
-        folded = (await client.stream_chat([{"role": "user", "content": "count"}]).completion()).unwrap()
+        folded = (
+            await client.stream_chat([{"role": "user", "content": "count"}]).completion()
+        ).unwrap()
         assert _comparable(folded) == _comparable(whole)
 
-    async def test_max_tokens_finish_reason(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
+    async def test_max_tokens_finish_reason(
+        self, server: FakeProviderServer, client: AbstractLLMClient
+    ) -> None:
         server.script(Reply(text="cut sho", finish="length"))
         result = await client.complete([{"role": "user", "content": "long"}], max_tokens=3)
         assert result.unwrap().finish_reason == "length"
@@ -148,14 +156,34 @@ class ConformanceSuite:
     async def test_tool_calls(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
         if not self.family.supports_tools:
             pytest.skip("family has no tools")
-        server.script(Reply(text="", finish="tool_calls", tool_calls=[
-            ("call_1", "get_weather", {"city": "Paris", "unit": "c"}),
-            ("call_2", "get_time", {"tz": "Europe/Paris"}),
-        ]))
-        tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
-                 {"type": "function", "function": {"name": "get_time", "description": "Time",
-                  "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}}]
+        server.script(
+            Reply(
+                text="",
+                finish="tool_calls",
+                tool_calls=[
+                    ("call_1", "get_weather", {"city": "Paris", "unit": "c"}),
+                    ("call_2", "get_time", {"tz": "Europe/Paris"}),
+                ],
+            )
+        )
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            },
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_time",
+                    "description": "Time",
+                    "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
+                },
+            },
+        ]
         result = await client.complete([{"role": "user", "content": "weather?"}], tools=tools)
         completion = result.unwrap()
         assert completion.finish_reason == "tool_calls"
@@ -163,11 +191,21 @@ class ConformanceSuite:
             ("get_weather", {"city": "Paris", "unit": "c"}),
             ("get_time", {"tz": "Europe/Paris"}),
         ]
-        server.script(Reply(text="", finish="tool_calls", tool_calls=[
-            ("call_1", "get_weather", {"city": "Paris", "unit": "c"}),
-            ("call_2", "get_time", {"tz": "Europe/Paris"}),
-        ]))
-        streamed = (await client.stream_chat([{"role": "user", "content": "weather?"}], tools=tools).completion()).unwrap()
+        server.script(
+            Reply(
+                text="",
+                finish="tool_calls",
+                tool_calls=[
+                    ("call_1", "get_weather", {"city": "Paris", "unit": "c"}),
+                    ("call_2", "get_time", {"tz": "Europe/Paris"}),
+                ],
+            )
+        )
+        streamed = (
+            await client.stream_chat(
+                [{"role": "user", "content": "weather?"}], tools=tools
+            ).completion()
+        ).unwrap()
         assert [(tc.name, tc.parsed_arguments()) for tc in streamed.tool_calls] == [
             (tc.name, tc.parsed_arguments()) for tc in completion.tool_calls
         ]
@@ -175,7 +213,9 @@ class ConformanceSuite:
         # The answer goes back with its tool results and the provider accepts the history.
         history = [{"role": "user", "content": "weather?"}, completion.to_message()]
         for tc in completion.tool_calls:
-            history.append({"role": "tool", "tool_call_id": tc.id, "name": tc.name, "content": "sunny"})
+            history.append(
+                {"role": "tool", "tool_call_id": tc.id, "name": tc.name, "content": "sunny"}
+            )
         server.script(Reply(text="It is sunny."))
         final = await client.complete(history, tools=tools)
         assert final.unwrap().content == "It is sunny."
@@ -183,15 +223,21 @@ class ConformanceSuite:
     async def test_thinking(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
         if not self.family.supports_thinking:
             pytest.skip("family has no reasoning output")
-        reply = Reply(text="42", thinking="Let me think step by step.", thinking_signature="sig-abc",
-                      reasoning_tokens=6)
+        reply = Reply(
+            text="42",
+            thinking="Let me think step by step.",
+            thinking_signature="sig-abc",
+            reasoning_tokens=6,
+        )
         server.script(reply)
         whole = (await client.complete([{"role": "user", "content": "meaning?"}])).unwrap()
         assert whole.content == "42"
         assert whole.thinking is not None
         assert whole.thinking.content == "Let me think step by step."
         server.script(reply)
-        folded = (await client.stream_chat([{"role": "user", "content": "meaning?"}]).completion()).unwrap()
+        folded = (
+            await client.stream_chat([{"role": "user", "content": "meaning?"}]).completion()
+        ).unwrap()
         assert _comparable(folded) == _comparable(whole)
 
     # -- errors ----------------------------------------------------------------------------
@@ -212,7 +258,13 @@ class ConformanceSuite:
             assert error.provider == self.family.name
             assert error.status is not None and error.status >= 400
             assert "scripted" in str(error)
-            for text in (str(error), repr(error), repr(client), str(client.config), repr(client.config)):
+            for text in (
+                str(error),
+                repr(error),
+                repr(client),
+                str(client.config),
+                repr(client.config),
+            ):
                 assert self.family.secret not in text
         finally:
             await client.close()
@@ -220,7 +272,9 @@ class ConformanceSuite:
     async def test_retry_after_is_honoured(self, server: FakeProviderServer) -> None:
         client = self.make_client(server, max_retries=2)
         try:
-            server.script(Reply(error="rate_limit", headers={"retry-after-ms": "400"}), Reply(text="ok"))
+            server.script(
+                Reply(error="rate_limit", headers={"retry-after-ms": "400"}), Reply(text="ok")
+            )
             started = time.monotonic()
             result = await client.complete([{"role": "user", "content": "hi"}])
             waited = time.monotonic() - started
@@ -241,7 +295,9 @@ class ConformanceSuite:
             await client.close()
 
     @pytest.mark.parametrize("kind", ["invalid_request", "auth", "permission", "not_found"])
-    async def test_client_errors_are_not_retried(self, server: FakeProviderServer, kind: str) -> None:
+    async def test_client_errors_are_not_retried(
+        self, server: FakeProviderServer, kind: str
+    ) -> None:
         if kind not in self.family.error_kinds:
             pytest.skip(f"{self.family.name} has no {kind} error")
         client = self.make_client(server, max_retries=3)
@@ -264,7 +320,9 @@ class ConformanceSuite:
 
     # -- broken streams --------------------------------------------------------------------
 
-    async def test_truncated_stream_raises(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
+    async def test_truncated_stream_raises(
+        self, server: FakeProviderServer, client: AbstractLLMClient
+    ) -> None:
         server.script(Reply(text="a long answer that will be cut", cut_after=3))
         seen = []
         with pytest.raises(StreamError):
@@ -275,13 +333,17 @@ class ConformanceSuite:
         assert isinstance(collected, Err)
         assert isinstance(collected.error, StreamError)
 
-    async def test_malformed_chunk_raises(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
+    async def test_malformed_chunk_raises(
+        self, server: FakeProviderServer, client: AbstractLLMClient
+    ) -> None:
         server.script(Reply(text="some answer text here", malformed_at=2))
         with pytest.raises(StreamError):
             async for _ in client.stream_chat([{"role": "user", "content": "hi"}]):
                 pass
 
-    async def test_error_event_mid_stream_raises(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
+    async def test_error_event_mid_stream_raises(
+        self, server: FakeProviderServer, client: AbstractLLMClient
+    ) -> None:
         server.script(Reply(text="some answer text here", stream_error_after=2))
         result = await client.stream_chat([{"role": "user", "content": "hi"}]).collect()
         assert isinstance(result, Err)
@@ -297,7 +359,9 @@ class ConformanceSuite:
         finally:
             await client.close()
 
-    async def test_stream_error_before_first_chunk_is_retried(self, server: FakeProviderServer) -> None:
+    async def test_stream_error_before_first_chunk_is_retried(
+        self, server: FakeProviderServer
+    ) -> None:
         client = self.make_client(server, max_retries=2)
         try:
             server.script(Reply(error="overloaded"), Reply(text="recovered"))
@@ -327,7 +391,9 @@ class ConformanceSuite:
             await asyncio.sleep(0.01)
         assert server.open_streams == 0
 
-    async def test_break_releases_the_connection(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
+    async def test_break_releases_the_connection(
+        self, server: FakeProviderServer, client: AbstractLLMClient
+    ) -> None:
         server.script(Reply(text="y" * 200, chunk_chars=2, chunk_delay=0.01))
         async for _ in client.stream_chat([{"role": "user", "content": "hi"}]):
             break
@@ -337,7 +403,9 @@ class ConformanceSuite:
             await asyncio.sleep(0.01)
         assert server.open_streams == 0
 
-    async def test_many_concurrent_requests(self, server: FakeProviderServer, client: AbstractLLMClient) -> None:
+    async def test_many_concurrent_requests(
+        self, server: FakeProviderServer, client: AbstractLLMClient
+    ) -> None:
         server.script(Reply(text="same"))
         results = await asyncio.gather(
             *(client.complete([{"role": "user", "content": f"q{i}"}]) for i in range(50))

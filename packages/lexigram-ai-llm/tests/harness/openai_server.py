@@ -23,13 +23,22 @@ _ERRORS: dict[str, tuple[int, str, str | None]] = {
     "overloaded": (503, "server_error", None),
 }
 
-_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
-           "content_filter": "content_filter"}
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
 
 
 class OpenAIServer(FakeProviderServer):
-    routes = (("POST", "/v1/chat/completions"),)
+    routes = (
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/openai/deployments/{deployment}/chat/completions"),  # Azure OpenAI
+    )
     reasoning_field = "reasoning_content"
+    #: Mistral-style hosts put usage on the finishing chunk instead of a separate one.
+    usage_on_finish_chunk = False
 
     def is_stream(self, request: RecordedRequest) -> bool:
         return bool(request.json.get("stream"))
@@ -59,8 +68,11 @@ class OpenAIServer(FakeProviderServer):
             message[self.reasoning_field] = reply.thinking
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": cid, "type": "function",
-                 "function": {"name": name, "arguments": orjson.dumps(args).decode()}}
+                {
+                    "id": cid,
+                    "type": "function",
+                    "function": {"name": name, "arguments": orjson.dumps(args).decode()},
+                }
                 for cid, name, args in reply.tool_calls
             ]
         return orjson.dumps(
@@ -70,8 +82,12 @@ class OpenAIServer(FakeProviderServer):
                 "created": 1741569952,
                 "model": request.json["model"],
                 "choices": [
-                    {"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": _FINISH[reply.finish]}
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": _FINISH[reply.finish],
+                    }
                 ],
                 "usage": self._usage(reply),
                 "service_tier": "default",
@@ -79,8 +95,14 @@ class OpenAIServer(FakeProviderServer):
             }
         )
 
-    def _chunk(self, request: RecordedRequest, delta: dict[str, Any], finish: str | None = None,
-               usage: Any = None, choices: bool = True) -> bytes:
+    def _chunk(
+        self,
+        request: RecordedRequest,
+        delta: dict[str, Any],
+        finish: str | None = None,
+        usage: Any = None,
+        choices: bool = True,
+    ) -> bytes:
         payload: dict[str, Any] = {
             "id": "chatcmpl-123",
             "object": "chat.completion.chunk",
@@ -88,7 +110,8 @@ class OpenAIServer(FakeProviderServer):
             "model": request.json["model"],
             "system_fingerprint": "fp_44709d6fcb",
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-            if choices else [],
+            if choices
+            else [],
         }
         if usage is not None or request.json.get("stream_options"):
             payload["usage"] = usage
@@ -102,13 +125,32 @@ class OpenAIServer(FakeProviderServer):
             events.append(self._chunk(request, {"content": piece}))
         for index, (cid, name, args) in enumerate(reply.tool_calls):
             arguments = orjson.dumps(args).decode()
-            events.append(self._chunk(request, {"tool_calls": [
-                {"index": index, "id": cid, "type": "function",
-                 "function": {"name": name, "arguments": ""}}]}))
+            events.append(
+                self._chunk(
+                    request,
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": cid,
+                                "type": "function",
+                                "function": {"name": name, "arguments": ""},
+                            }
+                        ]
+                    },
+                )
+            )
             for piece in text_pieces(arguments, 5):
-                events.append(self._chunk(request, {"tool_calls": [
-                    {"index": index, "function": {"arguments": piece}}]}))
-        events.append(self._chunk(request, {}, _FINISH[reply.finish]))
+                events.append(
+                    self._chunk(
+                        request,
+                        {"tool_calls": [{"index": index, "function": {"arguments": piece}}]},
+                    )
+                )
+        if self.usage_on_finish_chunk:
+            events.append(self._chunk(request, {}, _FINISH[reply.finish], usage=self._usage(reply)))
+        else:
+            events.append(self._chunk(request, {}, _FINISH[reply.finish]))
         if (request.json.get("stream_options") or {}).get("include_usage"):
             events.append(self._chunk(request, {}, usage=self._usage(reply), choices=False))
         events.append(b"data: [DONE]\n\n")
@@ -121,5 +163,37 @@ class OpenAIServer(FakeProviderServer):
         )
 
     def render_stream_error_event(self, reply: Reply) -> bytes:
-        return sse({"error": {"message": reply.error_message, "type": "server_error",
-                              "param": None, "code": None}})
+        return sse(
+            {
+                "error": {
+                    "message": reply.error_message,
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        )
+
+
+class MistralServer(OpenAIServer):
+    """Mistral: no ``stream_options``; usage rides on the last chunk."""
+
+    usage_on_finish_chunk = True
+
+    def check_auth(self, request: RecordedRequest) -> tuple[int, bytes] | None:
+        if "stream_options" in (request.json or {}):
+            return 422, orjson.dumps(
+                {
+                    "object": "error",
+                    "message": "stream_options not permitted",
+                    "type": "invalid_request_error",
+                    "code": None,
+                }
+            )
+        return None
+
+
+class OpenRouterServer(OpenAIServer):
+    """OpenRouter sends reasoning in ``reasoning``."""
+
+    reasoning_field = "reasoning"

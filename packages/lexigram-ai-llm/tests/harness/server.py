@@ -160,8 +160,12 @@ class FakeProviderServer:
                 content_type="application/json",
             )
         if not self.is_stream(recorded):
-            payload = reply.raw_body if reply.raw_body is not None else self.render_body(reply, recorded)
-            return web.Response(body=payload, headers=reply.headers, content_type="application/json")
+            payload = (
+                reply.raw_body if reply.raw_body is not None else self.render_body(reply, recorded)
+            )
+            return web.Response(
+                body=payload, headers=reply.headers, content_type="application/json"
+            )
         return await self._stream(request, recorded, reply)
 
     async def _stream(

@@ -29,8 +29,8 @@ __all__ = [
     "Ok",
     "Result",
     "UnwrapError",
-    "as_result",
     "as_async_result",
+    "as_result",
     "collect",
     "partition",
     "wrap",
@@ -46,10 +46,13 @@ class UnwrapError(Exception):
         self.result = result
 
 
-@dataclass(frozen=True, slots=True)
+# Slots are declared by hand: ``dataclass(slots=True)`` on a frozen generic class breaks
+# ``Ok[int](1)`` on Python 3.11 (fixed in 3.12).
+@dataclass(frozen=True)
 class Ok(Generic[T_co]):
     """The success side of a ``Result``."""
 
+    __slots__ = ("value",)
     value: T_co
 
     def is_ok(self) -> bool:
@@ -112,14 +115,18 @@ class Ok(Generic[T_co]):
     def __repr__(self) -> str:
         return f"Ok({self.value!r})"
 
+    def __reduce__(self) -> tuple[type[Ok[T_co]], tuple[T_co]]:
+        return (type(self), (self.value,))
+
     def __bool__(self) -> bool:
         return True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Err(Generic[E_co]):
     """The failure side of a ``Result``."""
 
+    __slots__ = ("error",)
     error: E_co
 
     def is_ok(self) -> bool:
@@ -185,6 +192,9 @@ class Err(Generic[E_co]):
 
     def __repr__(self) -> str:
         return f"Err({self.error!r})"
+
+    def __reduce__(self) -> tuple[type[Err[E_co]], tuple[E_co]]:
+        return (type(self), (self.error,))
 
     def __bool__(self) -> bool:
         return False

@@ -32,7 +32,7 @@ class AsyncStream(Generic[T_co, E]):
     source is turned into one by ``wrap_error`` when given, else propagates unchanged.
     """
 
-    __slots__ = ("_closed", "_error_type", "_factory", "_iterator", "_wrap_error", "__weakref__")
+    __slots__ = ("__weakref__", "_closed", "_error_type", "_factory", "_iterator", "_wrap_error")
 
     def __init__(
         self,

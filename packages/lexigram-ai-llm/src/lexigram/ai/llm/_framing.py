@@ -50,9 +50,7 @@ class SSEDecoder:
         for line in lines:
             if not line:
                 if self._data or self._event is not None:
-                    events.append(
-                        SSEEvent(b"\n".join(self._data), self._event, self._id)
-                    )
+                    events.append(SSEEvent(b"\n".join(self._data), self._event, self._id))
                     self._data = []
                     self._event = None
                 continue

@@ -80,7 +80,9 @@ class RateLimitPolicy(Protocol):
 
     async def acquire(self, provider: str, model: str, tokens: int) -> LLMError | None: ...
 
-    def update_from_headers(self, provider: str, model: str, headers: Mapping[str, str]) -> None: ...
+    def update_from_headers(
+        self, provider: str, model: str, headers: Mapping[str, str]
+    ) -> None: ...
 
 
 class AbstractLLMClient:

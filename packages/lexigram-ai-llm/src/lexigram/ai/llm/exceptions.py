@@ -268,8 +268,14 @@ def error_for_status(
     if kind is None:
         kind = _STATUS_CLASSES.get(status) or (ProviderError if status >= 500 else LLMError)
     retryable = kind.default_retryable or status in (408, 409, 429) or status >= 500
-    if kind in (InvalidRequestError, TokenLimitError, LLMAuthenticationError,
-                LLMQuotaExceededError, LLMModelNotFoundError, LLMContentFilterError):
+    if kind in (
+        InvalidRequestError,
+        TokenLimitError,
+        LLMAuthenticationError,
+        LLMQuotaExceededError,
+        LLMModelNotFoundError,
+        LLMContentFilterError,
+    ):
         retryable = False
     action = _ACTIONS.get(kind, f"The provider answered HTTP {status}")
     return kind(

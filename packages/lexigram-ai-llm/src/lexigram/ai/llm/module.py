@@ -2,7 +2,8 @@
 
 ::
 
-    async with Application.boot(modules=[LLMModule.configure(ClientConfig(provider="openai"))]) as app:
+    module = LLMModule.configure(ClientConfig(provider="openai"))
+    async with Application.boot(modules=[module]) as app:
         llm = await app.container.resolve(LLMClientProtocol)
 """
 

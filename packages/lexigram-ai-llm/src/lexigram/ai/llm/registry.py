@@ -72,7 +72,9 @@ class ProviderRegistry:
     ) -> None:
         """Register a client class or a factory ``(config, **policies) -> client``."""
         self._check_free(name, replace)
-        self._entries[name] = _Entry(name, "custom", factory=client, capabilities=frozenset(capabilities))
+        self._entries[name] = _Entry(
+            name, "custom", factory=client, capabilities=frozenset(capabilities)
+        )
 
     def register_profile(self, profile: ProviderProfile, *, replace: bool = False) -> None:
         """Register a provider that speaks an existing wire family (a new OpenAI-compatible
@@ -159,7 +161,9 @@ class ProviderRegistry:
 
     # -- building --------------------------------------------------------------------------
 
-    def create(self, config: ClientConfig | str | None = None, **policies: Any) -> AbstractLLMClient:
+    def create(
+        self, config: ClientConfig | str | None = None, **policies: Any
+    ) -> AbstractLLMClient:
         """A client for ``config`` (a ``ClientConfig``, a ``"provider/model"`` string, or
         ``None`` for the environment's default)."""
         cfg = ClientConfig.parse(config) if not isinstance(config, ClientConfig) else config
@@ -193,8 +197,10 @@ class ProviderRegistry:
                 profile = self.profile(name)
             except MissingExtraError:
                 continue
-            if profile is not None and profile.requires_key and any(
-                os.environ.get(v) for v in profile.api_key_env
+            if (
+                profile is not None
+                and profile.requires_key
+                and any(os.environ.get(v) for v in profile.api_key_env)
             ):
                 return name
         _log_local_default_once()

@@ -165,9 +165,7 @@ class ToolCall:
         return value
 
     @classmethod
-    def create(
-        cls, id: str, name: str, arguments: str | Mapping[str, Any] = "{}"
-    ) -> ToolCall:
+    def create(cls, id: str, name: str, arguments: str | Mapping[str, Any] = "{}") -> ToolCall:
         """Build from a name and arguments given as JSON text or a mapping."""
         text = arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
         return cls(id=id, function=FunctionCall(name=name, arguments=text))
@@ -513,7 +511,9 @@ def normalize_messages(messages: Iterable[Any]) -> tuple[ChatMessage, ...]:
         elif isinstance(message, Mapping):
             out.append(ChatMessage.from_dict(message))
         elif hasattr(message, "role") and hasattr(message, "content"):
-            out.append(ChatMessage.from_dict({"role": str(message.role), "content": message.content}))
+            out.append(
+                ChatMessage.from_dict({"role": str(message.role), "content": message.content})
+            )
         else:
             raise TypeError(
                 f"a message must be a dict or ChatMessage, not {type(message).__name__}"

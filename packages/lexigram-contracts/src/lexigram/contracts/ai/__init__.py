@@ -153,10 +153,6 @@ class TokenCounterProtocol(Protocol):
         """Number of tokens in ``text``."""
         ...
 
-    def count_messages(
-        self, messages: Sequence[MessageLike], model: str | None = None
-    ) -> int:
+    def count_messages(self, messages: Sequence[MessageLike], model: str | None = None) -> int:
         """Number of prompt tokens ``messages`` cost, including per-message overhead."""
         ...
-
-

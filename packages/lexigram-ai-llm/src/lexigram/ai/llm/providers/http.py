@@ -76,6 +76,8 @@ class HTTPLLMClient(AbstractLLMClient):
         )
         self._contexts: dict[str, CallContext] = {}
         self._transport: Transport | None = None
+        # None: unknown whether the host accepts ``stream_options``; True/False once known.
+        self._stream_usage_state: bool | None = None
 
     def __repr__(self) -> str:
         return (
@@ -103,7 +105,9 @@ class HTTPLLMClient(AbstractLLMClient):
     def _context(self, model: str) -> CallContext:
         ctx = self._contexts.get(model)
         if ctx is None:
-            ctx = CallContext(self.provider_name, model, self._base_url, self.profile, self._options)
+            ctx = CallContext(
+                self.provider_name, model, self._base_url, self.profile, self._options
+            )
             self._contexts[model] = ctx
         return ctx
 
@@ -119,7 +123,9 @@ class HTTPLLMClient(AbstractLLMClient):
             )
         return transport
 
-    async def _prepare(self, request: ChatRequest, *, stream: bool) -> tuple[HTTPRequest, CallContext]:
+    async def _prepare(
+        self, request: ChatRequest, *, stream: bool
+    ) -> tuple[HTTPRequest, CallContext]:
         if self.profile.requires_key and not self._api_key and self.profile.auth != "custom":
             names = " or ".join(self.profile.api_key_env) or "api_key"
             raise ConfigurationError(
@@ -156,7 +162,10 @@ class HTTPLLMClient(AbstractLLMClient):
 
         try:
             async with transport.session().request(
-                http.method, http.url, data=http.body, headers=http.headers,
+                http.method,
+                http.url,
+                data=http.body,
+                headers=http.headers,
                 timeout=transport.timeout,
             ) as response:
                 body = await response.read()
@@ -165,7 +174,8 @@ class HTTPLLMClient(AbstractLLMClient):
         except TimeoutError as exc:
             raise LLMTimeoutError(
                 f"No answer within {self.config.timeout:g}s",
-                provider=self.provider_name, model=request.model,
+                provider=self.provider_name,
+                model=request.model,
             ) from exc
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc, request) from exc
@@ -178,35 +188,67 @@ class HTTPLLMClient(AbstractLLMClient):
         except LLMError as error:
             raise self._redact(error) from None
 
-    async def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
-        http, ctx = await self._prepare(request, stream=True)
-        transport = self._transport_for_call()
+    async def _open_stream(self, request: ChatRequest) -> tuple[Any, CallContext]:
+        """Send a streamed request; the response (2xx) and its context, or a typed error."""
         from lexigram.ai.llm._transport import aiohttp
 
+        http, ctx = await self._prepare(request, stream=True)
+        transport = self._transport_for_call()
         try:
             response = await transport.session().request(
-                http.method, http.url, data=http.body, headers=http.headers,
+                http.method,
+                http.url,
+                data=http.body,
+                headers=http.headers,
                 timeout=transport.stream_timeout,
             )
         except TimeoutError as exc:
             raise LLMTimeoutError(
                 "The provider did not start answering in time",
-                provider=self.provider_name, model=request.model,
+                provider=self.provider_name,
+                model=request.model,
             ) from exc
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc, request) from exc
+        if self.rate_limiter is not None:
+            self.rate_limiter.update_from_headers(
+                self.provider_name, request.model, response.headers
+            )
+        if response.status < 400:
+            if self._stream_usage_state is None and ctx.options.get("stream_usage", True):
+                self._stream_usage_state = True  # the host accepts stream_options
+            return response, ctx
+        try:
+            body = await response.read()
+        finally:
+            response.release()
+        error = self._redact(self._mapped_error(response.status, response.headers, body, ctx))
+        if (
+            response.status in (400, 422)
+            and self._stream_usage_state is None
+            and self._options.get("stream_usage", True)
+        ):
+            # Some OpenAI-compatible hosts reject ``stream_options``. Until one stream has
+            # succeeded with it, a rejected stream is tried once more without it; if that
+            # works, this client stops asking for usage in streams.
+            self._options["stream_usage"] = False
+            self._contexts.clear()
+            try:
+                opened = await self._open_stream(request)
+            except LLMError:
+                self._options["stream_usage"] = True
+                self._contexts.clear()
+                raise error from None
+            self._stream_usage_state = False
+            return opened
+        raise error
+
+    async def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        response, ctx = await self._open_stream(request)
+        from lexigram.ai.llm._transport import aiohttp
+
         finished = False
         try:
-            if self.rate_limiter is not None:
-                self.rate_limiter.update_from_headers(
-                    self.provider_name, request.model, response.headers
-                )
-            if response.status >= 400:
-                body = await response.read()
-                finished = True
-                raise self._redact(
-                    self._mapped_error(response.status, response.headers, body, ctx)
-                )
             decoder = self.codec.stream_decoder(ctx)
             framing = self.codec.framing
             if framing is Framing.SSE:
@@ -238,13 +280,17 @@ class HTTPLLMClient(AbstractLLMClient):
                 raise StreamError(
                     f"No data from the provider for {self.config.stream_idle_timeout:g}s; "
                     "the stream was abandoned",
-                    provider=self.provider_name, model=request.model, retryable=True,
+                    provider=self.provider_name,
+                    model=request.model,
+                    retryable=True,
                     code="stream_idle_timeout",
                 ) from exc
             except aiohttp.ClientError as exc:
                 raise StreamError(
                     f"The connection broke mid-stream ({type(exc).__name__})",
-                    provider=self.provider_name, model=request.model, retryable=True,
+                    provider=self.provider_name,
+                    model=request.model,
+                    retryable=True,
                 ) from exc
             except LLMError as error:
                 if error.provider is None:
@@ -335,4 +381,3 @@ def _resolve_base_url(
             values[name] = str(value)
         url = url.format(**values)
     return url.rstrip("/")
-

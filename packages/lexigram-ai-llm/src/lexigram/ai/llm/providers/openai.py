@@ -125,7 +125,11 @@ class OpenAICodec:
         if fmt is not None and fmt.type == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": fmt.name, "schema": dict(fmt.schema or {}), "strict": fmt.strict},
+                "json_schema": {
+                    "name": fmt.name,
+                    "schema": dict(fmt.schema or {}),
+                    "strict": fmt.strict,
+                },
             }
         elif fmt is not None and fmt.type == "json_object":
             body["response_format"] = {"type": "json_object"}
@@ -151,7 +155,9 @@ class OpenAICodec:
         for key, value in request.extra.items():
             if key not in ("body", "headers"):
                 body.setdefault(key, value)
-        url = ctx.base_url + options.get("chat_path", "/chat/completions").format(model=request.model)
+        url = ctx.base_url + options.get("chat_path", "/chat/completions").format(
+            model=request.model
+        )
         query = options.get("query")
         if query:
             url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
@@ -176,7 +182,9 @@ class OpenAICodec:
         except (KeyError, IndexError, TypeError) as exc:
             raise InvalidRequestError(
                 "The provider's answer has no choices; it is not a chat completion",
-                provider=ctx.provider, model=ctx.model, retryable=False,
+                provider=ctx.provider,
+                model=ctx.model,
+                retryable=False,
                 provider_message=body[:200].decode("utf-8", "replace"),
             ) from exc
         content = message.get("content") or ""
@@ -199,7 +207,9 @@ class OpenAICodec:
         if message.get("refusal") and not content:
             raise LLMContentFilterError(
                 "The model refused to answer",
-                provider=ctx.provider, model=ctx.model, provider_message=message["refusal"],
+                provider=ctx.provider,
+                model=ctx.model,
+                provider_message=message["refusal"],
             )
         thinking = (
             ThinkingResult.from_blocks((ThinkingBlock(reasoning),), usage.reasoning_tokens or None)
@@ -252,8 +262,10 @@ def _error_from_payload(
     if kind is None and isinstance(inner, Mapping):
         kind = _ERROR_CODES.get(str(inner.get("code")))
     if status == 200:
-        status = int(payload.get("status") or 500) if str(payload.get("status", "")).isdigit() else 500
-    error = error_for_status(
+        status = (
+            int(payload.get("status") or 500) if str(payload.get("status", "")).isdigit() else 500
+        )
+    return error_for_status(
         status,
         kind=kind,
         provider=ctx.provider,
@@ -263,7 +275,6 @@ def _error_from_payload(
         code=str(code or kind_name or "") or None,
         details={"type": kind_name, "param": payload.get("param")},
     )
-    return error
 
 
 def _loads(body: bytes, ctx: CallContext) -> Any:
@@ -272,7 +283,9 @@ def _loads(body: bytes, ctx: CallContext) -> Any:
     except orjson.JSONDecodeError as exc:
         raise StreamError(
             "The provider's answer is not valid JSON (truncated or not a chat completion)",
-            provider=ctx.provider, model=ctx.model, retryable=True,
+            provider=ctx.provider,
+            model=ctx.model,
+            retryable=True,
             provider_message=body[:200].decode("utf-8", "replace"),
         ) from exc
 
@@ -385,13 +398,16 @@ class OpenAIStreamDecoder:
         except orjson.JSONDecodeError as exc:
             raise StreamError(
                 "The provider sent a stream chunk that is not valid JSON",
-                provider=self._ctx.provider, model=self._ctx.model, retryable=False,
+                provider=self._ctx.provider,
+                model=self._ctx.model,
+                retryable=False,
                 provider_message=data[:200].decode("utf-8", "replace"),
             ) from exc
         if not isinstance(payload, dict):
             raise StreamError(
                 "The provider sent a stream chunk that is not a JSON object",
-                provider=self._ctx.provider, model=self._ctx.model,
+                provider=self._ctx.provider,
+                model=self._ctx.model,
             )
         error = payload.get("error")
         if error and not payload.get("choices"):
@@ -400,8 +416,10 @@ class OpenAIStreamDecoder:
             inner = _error_from_payload(error, 200, {}, self._ctx)
             raise StreamError(
                 "The provider reported an error mid-stream",
-                provider=self._ctx.provider, model=self._ctx.model,
-                retryable=inner.retryable, code=inner.code,
+                provider=self._ctx.provider,
+                model=self._ctx.model,
+                retryable=inner.retryable,
+                code=inner.code,
                 provider_message=inner.provider_message,
             )
         usage_data = payload.get("usage")
@@ -474,7 +492,9 @@ class OpenAIStreamDecoder:
         raise StreamError(
             "The stream ended before the provider's terminal event ([DONE]); the answer is "
             "incomplete",
-            provider=self._ctx.provider, model=self._ctx.model, retryable=True,
+            provider=self._ctx.provider,
+            model=self._ctx.model,
+            retryable=True,
             code="stream_truncated",
         )
 
