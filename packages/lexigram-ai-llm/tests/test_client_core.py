@@ -316,3 +316,16 @@ async def test_health_check_never_raises(server: OpenAIServer) -> None:
     await client.close()
     no_key = create_llm_client(ClientConfig(provider="groq", model="m", api_key=None))
     assert not (await no_key.health_check()).is_healthy
+
+
+async def test_chat_returns_the_text(server: OpenAIServer) -> None:
+    client = client_for(server)
+    server.script(Reply(text="short answer"))
+    assert (await client.chat("question?", system="be brief")).unwrap() == "short answer"
+    assert server.requests[-1].json["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "question?"},
+    ]
+    server.script(Reply(error="not_found"))
+    assert (await client.chat("q", cache=False)).is_err()
+    await client.close()

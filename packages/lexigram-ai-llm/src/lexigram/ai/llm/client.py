@@ -216,6 +216,19 @@ class AbstractLLMClient:
         )
         return await self.complete_request(request, use_cache=use_cache)
 
+    async def chat(
+        self, prompt: str | Sequence[Any], *, system: str | None = None, **kwargs: Any
+    ) -> Result[str, LLMError]:
+        """The answer's text for a prompt string (or a list of messages)."""
+        if isinstance(prompt, str):
+            messages: list[Any] = [{"role": "user", "content": prompt}]
+        else:
+            messages = list(prompt)
+        if system is not None:
+            messages.insert(0, {"role": "system", "content": system})
+        result = await self.complete(messages, **kwargs)
+        return result.map(lambda completion: completion.content)
+
     async def complete_request(
         self, request: ChatRequest, *, use_cache: bool = True
     ) -> Result[Completion, LLMError]:
