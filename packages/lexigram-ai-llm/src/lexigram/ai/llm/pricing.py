@@ -1,0 +1,419 @@
+"""Model prices and context windows, from a dated data file the user can replace.
+
+The bundled table is ``lexigram/ai/llm/data/models.json`` (its ``as_of`` date and ``sources``
+say where the numbers come from). Replace it with the ``LEXIGRAM_MODEL_TABLE`` environment
+variable (a path to a file of the same shape) or ``set_model_table(...)``; add or override one
+model with ``model_table().register(...)``. A file with ``"extends": "bundled"`` is merged over
+the bundled table instead of replacing it.
+
+Lookups accept what providers send back: dated snapshots (``gpt-4o-2024-08-06``), provider
+prefixes (``openai/gpt-4o-mini``, ``models/gemini-2.5-flash``), Bedrock ids
+(``us.anthropic.claude-3-5-sonnet-20240620-v1:0``) and Vertex ids (``claude-sonnet-4@20250514``).
+A suffix is only ignored when it looks like a version, so ``o1-pro`` is never priced as ``o1``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from lexigram.ai.llm.exceptions import ConfigurationError
+from lexigram.ai.llm.types import Usage
+
+__all__ = [
+    "ENV_VAR",
+    "ModelInfo",
+    "ModelTable",
+    "UnknownModelError",
+    "context_window_for",
+    "estimate_cost",
+    "lookup_model",
+    "model_table",
+    "set_model_table",
+    "usage_cost",
+]
+
+ENV_VAR = "LEXIGRAM_MODEL_TABLE"
+_PER = 1_000_000.0
+
+# What may follow a known model name and still be the same model: dates, ``latest``, version
+# tags (``-v1:0``, ``-002``, ``-0613``, ``@20240620``). Anything else, a bare ``-5`` included, is
+# a different model (``claude-opus-4-5`` is not ``claude-opus-4``).
+_VERSION_SUFFIX = re.compile(
+    r"^(?:[-@:_](?:\d{4}-\d{2}-\d{2}|\d{2}-\d{4}|\d{3,8}|latest|v\d+(?::\d+)?))+$"
+)
+
+
+class UnknownModelError(LookupError):
+    """No price or context window is known for a model; the message says how to add one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the table knows about one model. Prices are USD per million tokens."""
+
+    name: str
+    provider: str | None = None
+    input_per_mtok: float | None = None
+    output_per_mtok: float | None = None
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+
+    @property
+    def priced(self) -> bool:
+        """Whether input and output prices are both known."""
+        return self.input_per_mtok is not None and self.output_per_mtok is not None
+
+    def cost(
+        self,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        *,
+        cached_tokens: int = 0,
+        cache_creation_tokens: int = 0,
+    ) -> float | None:
+        """USD for the given token counts (``None`` when the model has no price).
+
+        ``cached_tokens`` and ``cache_creation_tokens`` are parts of ``prompt_tokens`` billed at
+        the cache read and cache write prices (the input price when those are unknown)."""
+        if self.input_per_mtok is None or self.output_per_mtok is None:
+            return None
+        cached = max(0, min(cached_tokens, prompt_tokens))
+        written = max(0, min(cache_creation_tokens, prompt_tokens - cached))
+        plain = prompt_tokens - cached - written
+        read_price = (
+            self.cached_input_per_mtok
+            if self.cached_input_per_mtok is not None
+            else self.input_per_mtok
+        )
+        write_price = (
+            self.cache_write_per_mtok
+            if self.cache_write_per_mtok is not None
+            else self.input_per_mtok
+        )
+        total = (
+            plain * self.input_per_mtok
+            + cached * read_price
+            + written * write_price
+            + completion_tokens * self.output_per_mtok
+        )
+        return total / _PER
+
+    def usage_cost(self, usage: Usage) -> float | None:
+        """USD for a ``Usage`` (``None`` without a price, or when no tokens were reported)."""
+        if usage.prompt_tokens == 0 and usage.completion_tokens == 0:
+            return None
+        return self.cost(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_creation_tokens=usage.cache_creation_tokens,
+        )
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ModelInfo:
+        """One ``models`` entry of the data file."""
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{key} must be a non-negative number, not {value!r}")
+            return float(value)
+
+        def count(key: str) -> int | None:
+            value = data.get(key)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{key} must be a positive integer, not {value!r}")
+            return value
+
+        provider = data.get("provider")
+        return cls(
+            name=name,
+            provider=str(provider) if provider is not None else None,
+            input_per_mtok=number("input"),
+            output_per_mtok=number("output"),
+            cached_input_per_mtok=number("cached_input"),
+            cache_write_per_mtok=number("cache_write"),
+            context_window=count("context_window"),
+            max_output_tokens=count("max_output_tokens"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The data-file form of this entry."""
+        fields = {
+            "provider": self.provider,
+            "input": self.input_per_mtok,
+            "cached_input": self.cached_input_per_mtok,
+            "cache_write": self.cache_write_per_mtok,
+            "output": self.output_per_mtok,
+            "context_window": self.context_window,
+            "max_output_tokens": self.max_output_tokens,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+class ModelTable:
+    """Prices and context windows by model name, with cached fuzzy lookups."""
+
+    def __init__(
+        self,
+        models: Mapping[str, ModelInfo],
+        *,
+        as_of: str | None = None,
+        sources: Mapping[str, str] | None = None,
+        origin: str = "<memory>",
+    ) -> None:
+        self._models: dict[str, ModelInfo] = {k.lower(): v for k, v in models.items()}
+        self.as_of = as_of
+        self.sources: dict[str, str] = dict(sources or {})
+        self.origin = origin
+        self._cache: dict[tuple[str | None, str], ModelInfo | None] = {}
+        self._lock = threading.Lock()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "<dict>") -> ModelTable:
+        """A table from the data-file shape: ``{"as_of", "sources", "models": {name: {...}}}``."""
+        models = data.get("models")
+        if not isinstance(models, Mapping):
+            raise ConfigurationError(f"model table {origin}: 'models' must be an object")
+        parsed: dict[str, ModelInfo] = {}
+        for name, entry in models.items():
+            if not isinstance(entry, Mapping):
+                raise ConfigurationError(f"model table {origin}: entry {name!r} is not an object")
+            try:
+                parsed[name] = ModelInfo.from_dict(name, entry)
+            except ValueError as exc:
+                raise ConfigurationError(f"model table {origin}: {name!r}: {exc}") from None
+        sources = data.get("sources") or {}
+        as_of = data.get("as_of")
+        table = cls(
+            parsed,
+            as_of=str(as_of) if as_of is not None else None,
+            sources={str(k): str(v) for k, v in dict(sources).items()},
+            origin=origin,
+        )
+        if data.get("extends") == "bundled":
+            base = cls.bundled()
+            base.merge(table)
+            base.origin = f"{origin} (over the bundled table)"
+            return base
+        return table
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> ModelTable:
+        """A table from a JSON file of the bundled file's shape."""
+        file = Path(path)
+        try:
+            data = orjson.loads(file.read_bytes())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the model table {file}: {exc}") from None
+        except orjson.JSONDecodeError as exc:
+            raise ConfigurationError(f"the model table {file} is not valid JSON: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(f"the model table {file} must hold a JSON object")
+        return cls.from_dict(data, origin=str(file))
+
+    @classmethod
+    def bundled(cls) -> ModelTable:
+        """The table shipped with the package."""
+        raw = resources.files("lexigram.ai.llm").joinpath("data/models.json").read_bytes()
+        return cls.from_dict(orjson.loads(raw), origin="bundled models.json")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The data-file form of the table (``from_dict`` reads it back)."""
+        return {
+            "schema_version": 1,
+            "as_of": self.as_of,
+            "sources": dict(self.sources),
+            "models": {name: info.to_dict() for name, info in self._models.items()},
+        }
+
+    # -- editing ---------------------------------------------------------------------------
+
+    def register(self, info: ModelInfo) -> None:
+        """Add or replace one model (its ``name`` is the key; ``provider/name`` is allowed)."""
+        with self._lock:
+            self._models[info.name.lower()] = info
+            self._cache.clear()
+
+    def merge(self, other: ModelTable) -> None:
+        """Take every entry of ``other`` over this table's."""
+        with self._lock:
+            self._models.update(other._models)
+            self.sources.update(other.sources)
+            if other.as_of:
+                self.as_of = other.as_of
+            self._cache.clear()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._models
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def lookup(self, model: str, provider: str | None = None) -> ModelInfo | None:
+        """The entry for ``model`` as ``provider`` names it, or ``None``. Cached."""
+        key = (provider, model)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        found = self._find(model, provider)
+        with self._lock:
+            self._cache[key] = found
+        return found
+
+    def require(self, model: str, provider: str | None = None) -> ModelInfo:
+        """Like ``lookup`` but raises ``UnknownModelError`` naming how to add the model."""
+        info = self.lookup(model, provider)
+        if info is None:
+            raise UnknownModelError(
+                f"no price or context window is known for model {model!r} (table: "
+                f"{self.origin}, as of {self.as_of}); add it with "
+                f"lexigram.ai.llm.pricing.model_table().register(ModelInfo(...)) or point "
+                f"{ENV_VAR} at your own models.json"
+            )
+        return info
+
+    def _find(self, model: str, provider: str | None) -> ModelInfo | None:
+        for name in _candidate_names(model):
+            if provider:
+                found = self._match(f"{provider.lower()}/{name}")
+                if found is not None:
+                    return found
+            found = self._match(name)
+            if found is not None:
+                return found
+        return None
+
+    def _match(self, name: str) -> ModelInfo | None:
+        exact = self._models.get(name)
+        if exact is not None:
+            return exact
+        best: str | None = None
+        for key in self._models:
+            if (
+                len(key) < len(name)
+                and name.startswith(key)
+                and _VERSION_SUFFIX.match(name[len(key) :])
+                and (best is None or len(key) > len(best))
+            ):
+                best = key
+        return self._models[best] if best is not None else None
+
+
+def _candidate_names(model: str) -> list[str]:
+    """``model`` and the shorter names a table may know it by, most specific first."""
+    name = model.strip().lower()
+    names = [name]
+    if "/" in name:
+        names.append(name.rsplit("/", 1)[1])
+    # Bedrock-style ``us.anthropic.claude-...``: drop leading alphabetic dotted segments.
+    tail = names[-1]
+    while "." in tail:
+        head, rest = tail.split(".", 1)
+        if not head.isalpha():
+            break
+        tail = rest
+        names.append(tail)
+    return names
+
+
+# -- the process-wide table ------------------------------------------------------------------
+
+_table: ModelTable | None = None
+_table_lock = threading.Lock()
+
+
+def model_table() -> ModelTable:
+    """The table in use: ``set_model_table``'s, else ``$LEXIGRAM_MODEL_TABLE``, else bundled."""
+    table = _table
+    if table is not None:
+        return table
+    return _load_default()
+
+
+def _load_default() -> ModelTable:
+    global _table
+    with _table_lock:
+        if _table is None:
+            path = os.environ.get(ENV_VAR)
+            _table = ModelTable.from_file(path) if path else ModelTable.bundled()
+        return _table
+
+
+def set_model_table(table: ModelTable | str | os.PathLike[str] | None) -> ModelTable:
+    """Use ``table`` (a ``ModelTable`` or a path to a JSON file) from now on; ``None`` goes
+    back to the default (``$LEXIGRAM_MODEL_TABLE`` or the bundled file). Returns the table."""
+    global _table
+    with _table_lock:
+        _table = None
+        if table is not None:
+            _table = table if isinstance(table, ModelTable) else ModelTable.from_file(table)
+    return model_table()
+
+
+def lookup_model(model: str, provider: str | None = None) -> ModelInfo | None:
+    """The table's entry for ``model`` (``None`` when unknown)."""
+    return model_table().lookup(model, provider)
+
+
+def context_window_for(model: str, provider: str | None = None) -> int | None:
+    """The model's context window in tokens, when the table knows it."""
+    if not model:
+        return None
+    info = model_table().lookup(model, provider)
+    return info.context_window if info is not None else None
+
+
+def estimate_cost(
+    model: str,
+    *,
+    prompt_tokens: int,
+    completion_tokens: int = 0,
+    cached_tokens: int = 0,
+    cache_creation_tokens: int = 0,
+    provider: str | None = None,
+) -> float:
+    """USD for a call to ``model`` of these sizes; raises ``UnknownModelError`` when the table
+    has no price for it."""
+    info = model_table().require(model, provider)
+    cost = info.cost(
+        prompt_tokens,
+        completion_tokens,
+        cached_tokens=cached_tokens,
+        cache_creation_tokens=cache_creation_tokens,
+    )
+    if cost is None:
+        raise UnknownModelError(f"model {model!r} is in the table but has no price")
+    return cost
+
+
+def usage_cost(usage: Usage, *models: str, provider: str | None = None) -> float | None:
+    """USD for ``usage`` under the first of ``models`` the table prices (``None`` if none)."""
+    table = model_table()
+    for model in models:
+        if not model:
+            continue
+        info = table.lookup(model, provider)
+        if info is not None and info.priced:
+            return info.usage_cost(usage)
+    return None
