@@ -1,0 +1,1 @@
+"""Test helpers shared by the workspace's packages (never shipped in a distribution)."""
