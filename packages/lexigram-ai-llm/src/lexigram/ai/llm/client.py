@@ -14,6 +14,7 @@ subclass, the in-process local model another, a user's own provider a third.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -361,12 +362,33 @@ class AbstractLLMClient:
     # -- shared pieces ---------------------------------------------------------------------
 
     def _preflight(self, request: ChatRequest) -> LLMError | None:
-        """A refusal before any network call (token-limit pre-flight), or ``None``."""
-        return None
+        """A refusal before any network call (token-limit pre-flight), or ``None``.
+
+        Only when the context window is known (config ``context_window``, else the model
+        table); a bound from sizes alone clears most prompts without tokenizing."""
+        window = self.config.context_window
+        if window is None:
+            if not request.model:
+                return None
+            from lexigram.ai.llm.pricing import context_window_for
+
+            window = context_window_for(request.model, self.provider_name)
+            if window is None:
+                return None
+        from lexigram.ai.llm.tokens import preflight_token_limit
+
+        return preflight_token_limit(request, window, provider=self.provider_name)
 
     def _finalize(self, request: ChatRequest, completion: Completion) -> Completion:
         """Post-processing common to every provider (cost from the pricing table)."""
-        return completion
+        if completion.cost is not None:
+            return completion
+        from lexigram.ai.llm.pricing import usage_cost
+
+        cost = usage_cost(
+            completion.usage, completion.model, request.model, provider=self.provider_name
+        )
+        return completion if cost is None else dataclasses.replace(completion, cost=cost)
 
     async def _acquire_rate_limit(self, request: ChatRequest) -> LLMError | None:
         if self.rate_limiter is None:
