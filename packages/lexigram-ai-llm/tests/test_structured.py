@@ -15,7 +15,7 @@ from harness.anthropic_server import AnthropicServer
 from harness.conformance import SECRET
 from harness.openai_server import OpenAIServer
 from harness.server import FakeProviderServer, Reply
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
@@ -108,6 +108,7 @@ json_values = st.recursive(
 
 
 @settings(max_examples=150, deadline=None)
+@example(value={"k": "<think>```"}, before="Here you go: ", after="")
 @given(
     value=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
     before=st.sampled_from(["", "Here you go: ", "It's {not} json -> "]),
@@ -135,6 +136,8 @@ def test_parse_partial_json_keeps_only_what_is_certain() -> None:
 
 
 @settings(max_examples=100, deadline=None)
+@example(value={"```": None})
+@example(value={"a": "</think>{"})
 @given(value=st.dictionaries(st.text(max_size=8), json_values, min_size=1, max_size=5))
 def test_every_prefix_parses_and_the_whole_is_complete(value: Any) -> None:
     text = orjson.dumps(value).decode()

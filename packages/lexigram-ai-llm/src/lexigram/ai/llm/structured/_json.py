@@ -119,6 +119,9 @@ def extract_json(text: str, *, prefer: str = "{[") -> Any:
     """
     if not text or not text.strip():
         raise JSONExtractionError("the answer is empty")
+    ok, value = _loads(text.strip())  # a whole-JSON answer, tags inside strings and all
+    if ok:
+        return value
     body = strip_reasoning(text).strip()
     if not body:
         raise JSONExtractionError("the answer holds only reasoning, no JSON")
@@ -136,6 +139,10 @@ def extract_json(text: str, *, prefer: str = "{[") -> Any:
     ok, value = _scan(body, prefer)
     if ok:
         return value
+    if body != text.strip():  # the "reasoning" tags may have been text inside a JSON string
+        ok, value = _scan(text, prefer)
+        if ok:
+            return value
     starts = [body.find(c) for c in prefer if c in body]
     if starts and _balanced_end(body, min(starts)) is None:
         raise JSONExtractionError("the JSON in the answer is unterminated (was it cut off?)")
@@ -313,11 +320,15 @@ class _PartialParser:
 def parse_partial_json(text: str, *, prefer: str = "{[") -> tuple[Any, bool] | None:
     """The JSON value that is certain in a prefix of a JSON answer: ``(value, complete)``, or
     ``None`` while nothing can be said (no bracket yet, or the prefix is not JSON)."""
-    body = strip_reasoning(text)
-    fence = body.find("```")
-    if fence >= 0:
-        newline = body.find("\n", fence)
-        body = body[newline + 1 :] if newline >= 0 else ""
+    body = text.lstrip()
+    if not body or body[0] not in prefer:
+        # Not JSON from the first character: drop reasoning and an opening code fence.
+        body = strip_reasoning(text)
+        first = [p for p in (body.find(c) for c in prefer) if p >= 0]
+        fence = body.find("```")
+        if fence >= 0 and (not first or fence < min(first)):
+            newline = body.find("\n", fence)
+            body = body[newline + 1 :] if newline >= 0 else ""
     positions = [p for p in (body.find(c) for c in prefer) if p >= 0]
     if not positions:
         return None
