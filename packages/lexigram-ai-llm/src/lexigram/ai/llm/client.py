@@ -111,6 +111,14 @@ class AbstractLLMClient:
             failure_threshold=cfg.breaker_failure_threshold,
             recovery_timeout=cfg.breaker_recovery_timeout,
         )
+        if cache is None and cfg.enable_cache:
+            from lexigram.ai.llm.caching import LLMCache
+
+            cache = LLMCache(ttl=cfg.cache_ttl)  # in memory; pass ``cache=`` to share one
+        if rate_limiter is None and (cfg.requests_per_minute or cfg.tokens_per_minute):
+            from lexigram.ai.llm.rate_limit import ProviderRateLimiter
+
+            rate_limiter = ProviderRateLimiter.from_config(cfg)
         self.cache = cache
         self.rate_limiter = rate_limiter
         self._default_model = cfg.model or ""
@@ -394,7 +402,7 @@ class AbstractLLMClient:
         if self.rate_limiter is None:
             return None
         return await self.rate_limiter.acquire(
-            self.provider_name, request.model, request.max_tokens or 0
+            self.provider_name, request.model, _estimated_tokens(request)
         )
 
     @staticmethod
@@ -435,6 +443,15 @@ class AbstractLLMClient:
             model=request.model,
             retryable=False,
         )
+
+
+def _estimated_tokens(request: ChatRequest) -> int:
+    """Tokens a call may use, for tokens-per-minute limits: the prompt estimated from its
+    size (no tokenizer on this path), plus ``max_tokens``."""
+    from lexigram.ai.llm.tokens import CharEstimateCounter
+
+    prompt = CharEstimateCounter().count_messages(request.messages, tools=request.tools)
+    return int(prompt) + (request.max_tokens or 0)
 
 
 def replay_as_stream(completion: Completion) -> list[StreamChunk]:

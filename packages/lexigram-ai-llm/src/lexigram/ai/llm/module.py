@@ -148,6 +148,15 @@ class LLMProvider(Provider):
             cache = LLMCache(backend, ttl=config.cache_ttl)
             container.register_instance(LLMCache, cache)
             policies["cache"] = cache
+        if self.routing is None and (config.requests_per_minute or config.tokens_per_minute):
+            from lexigram.resilience import RateLimitBackend
+
+            # A registered backend (e.g. Redis) shares the limit between processes.
+            buckets = await container.resolve_optional(RateLimitBackend)
+            if buckets is not None:
+                from lexigram.ai.llm.rate_limit import ProviderRateLimiter
+
+                policies["rate_limiter"] = ProviderRateLimiter.from_config(config, backend=buckets)
         if self.routing is not None:
             from lexigram.ai.llm.routing import LLMRouter
 

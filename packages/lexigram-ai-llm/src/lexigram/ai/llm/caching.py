@@ -1,0 +1,420 @@
+"""``LLMCache``: response caching and single flight for ``complete`` and ``stream_chat``.
+
+A completion is stored as JSON (``Completion.to_dict``) under a key derived from everything
+that shapes the answer — provider, model, messages (parts, tool calls, thinking), tools,
+response format, sampling parameters, thinking config and extra options — and never from the
+API key. The key is a SHA-256 of canonical JSON (sorted keys, fixed number forms), so it is the
+same in every process and on every Python version::
+
+    cache = LLMCache(RedisCacheBackend("redis://localhost"), ttl=600)
+    client = create_llm_client(config, cache=cache)
+
+Identical requests in flight at the same time make one provider call: callers in one process
+share one task, and processes sharing a backend with ``set_if_absent`` (Redis, disk) take a
+short-lived claim on the key; the others poll for the stored answer, within a bounded wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from lexigram.ai.llm.exceptions import LLMError
+from lexigram.ai.llm.types import ChatRequest, Completion
+from lexigram.contracts.cache import CacheBackendProtocol
+from lexigram.result import Ok, Result
+
+__all__ = ["CACHE_KEY_VERSION", "LLMCache", "LLMCacheStats", "request_cache_key"]
+
+logger = logging.getLogger("lexigram.ai.llm.cache")
+
+#: Bumped whenever the canonical form or the stored format changes, so old entries are ignored.
+CACHE_KEY_VERSION = "v1"
+_KEY_PREFIX = "llm:"
+_CLAIM_SUFFIX = ":claim"
+
+# Option names whose values are credentials: left out of the key wherever they appear.
+_SECRET_NAMES = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "authorization",
+        "proxy-authorization",
+        "access_token",
+        "client_secret",
+        "password",
+    }
+)
+
+Call = Callable[[], Awaitable[Result[Completion, LLMError]]]
+
+
+class UncacheableRequestError(TypeError):
+    """The request holds a value with no canonical JSON form; it bypasses the cache."""
+
+
+# -- the key -------------------------------------------------------------------------------
+
+
+def request_cache_key(request: ChatRequest, provider: str) -> str:
+    """The cache key for ``request`` sent to ``provider``: ``llm:v1:<sha256 hex>``.
+
+    Raises ``UncacheableRequestError`` when an extra option has no canonical form.
+    """
+    canonical = {
+        "provider": provider,
+        "model": request.model,
+        "messages": [message.to_dict() for message in request.messages],
+        "tools": [
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": _plain(tool.parameters),
+                "strict": tool.strict,
+            }
+            for tool in request.tools
+        ],
+        "tool_choice": _plain(request.tool_choice),
+        "response_format": _plain(request.response_format),
+        "temperature": _number(request.temperature),
+        "max_tokens": request.max_tokens,
+        "top_p": _number(request.top_p),
+        "stop": list(request.stop),
+        "seed": request.seed,
+        "thinking": None if request.thinking is None else request.thinking.model_dump(),
+        "extra": _plain(request.extra),
+    }
+    blob = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+    return f"{_KEY_PREFIX}{CACHE_KEY_VERSION}:{hashlib.sha256(blob).hexdigest()}"
+
+
+def _number(value: float | None) -> float | None:
+    # 1 and 1.0 must give the same key.
+    return None if value is None else float(value)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON data with a single canonical form, credentials left out."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, Enum):
+        return _plain(value.value)
+    if isinstance(value, Mapping):
+        return {
+            str(k): _plain(v)
+            for k, v in value.items()
+            if not (isinstance(k, str) and k.lower() in _SECRET_NAMES)
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+    if isinstance(value, bytes | bytearray):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if hasattr(value, "get_secret_value"):
+        return "<secret>"  # a credential never enters the key, whatever its option's name
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return _plain(dump(mode="json"))
+    try:  # what orjson itself can write (dates, UUIDs...) has one form already
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        pass
+    raise UncacheableRequestError(
+        f"a {type(value).__name__} in the request has no canonical form for a cache key"
+    )
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LLMCacheStats:
+    """Counters since the cache was created.
+
+    ``hits``/``misses`` count lookups; ``coalesced`` counts callers answered by an identical
+    call already in flight (here or in another process); ``stores`` counts answers written;
+    ``bypassed`` requests that could not be keyed; ``errors`` backend failures (each one
+    degraded to a miss, never to a failed call).
+    """
+
+    hits: int = 0
+    misses: int = 0
+    coalesced: int = 0
+    stores: int = 0
+    bypassed: int = 0
+    errors: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups (0.0 before any lookup)."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
+
+
+@dataclass(slots=True)
+class _Counters:
+    hits: int = 0
+    misses: int = 0
+    coalesced: int = 0
+    stores: int = 0
+    bypassed: int = 0
+    errors: int = 0
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One provider call shared by every identical request in flight in this process."""
+
+    task: asyncio.Task[Result[Completion, LLMError]]
+    loop: asyncio.AbstractEventLoop
+    waiters: int = 0
+
+
+@dataclass(slots=True)
+class _Polling:
+    delay: float = 0.01
+    ceiling: float = 0.25
+    started: float = field(default_factory=time.monotonic)
+
+
+# -- the cache -----------------------------------------------------------------------------
+
+
+class LLMCache:
+    """Caches ``Ok`` completions in a ``CacheBackendProtocol`` (in memory when none is given).
+
+    ``ttl`` is the lifetime of an entry in seconds (``None``: no expiry). ``claim_ttl`` bounds
+    how long another process may hold the claim on an identical request, and ``wait_timeout``
+    how long a caller waits for that answer before calling the provider itself.
+    """
+
+    def __init__(
+        self,
+        backend: CacheBackendProtocol | None = None,
+        *,
+        ttl: float | None = 3600.0,
+        claim_ttl: float = 120.0,
+        wait_timeout: float = 120.0,
+    ) -> None:
+        if backend is None:
+            from lexigram.cache import MemoryCacheBackend
+
+            backend = MemoryCacheBackend()
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be positive or None, got {ttl}")
+        if claim_ttl <= 0 or wait_timeout < 0:
+            raise ValueError("claim_ttl must be positive and wait_timeout not negative")
+        self.backend = backend
+        self.ttl = ttl
+        self.claim_ttl = claim_ttl
+        self.wait_timeout = wait_timeout
+        self._counters = _Counters()
+        self._flights: dict[str, _Flight] = {}
+
+    def __repr__(self) -> str:
+        return f"LLMCache(backend={type(self.backend).__name__}, ttl={self.ttl!r})"
+
+    @property
+    def stats(self) -> LLMCacheStats:
+        """A snapshot of the counters."""
+        c = self._counters
+        return LLMCacheStats(c.hits, c.misses, c.coalesced, c.stores, c.bypassed, c.errors)
+
+    def key(self, request: ChatRequest, provider: str) -> str | None:
+        """The key for this request, or ``None`` when it cannot be cached."""
+        try:
+            return request_cache_key(request, provider)
+        except UncacheableRequestError as exc:
+            logger.debug("request not cached: %s", exc)
+            return None
+
+    # -- the client's seam -----------------------------------------------------------------
+
+    async def get(self, request: ChatRequest, provider: str) -> Completion | None:
+        """The cached answer (``cached=True``), or ``None``."""
+        key = self.key(request, provider)
+        if key is None:
+            self._counters.bypassed += 1
+            return None
+        found = await self._load(key)
+        if found is None:
+            self._counters.misses += 1
+        else:
+            self._counters.hits += 1
+        return found
+
+    async def put(self, request: ChatRequest, provider: str, completion: Completion) -> None:
+        """Store ``completion`` as the answer to ``request``."""
+        key = self.key(request, provider)
+        if key is not None:
+            await self._store(key, completion)
+
+    async def single_flight(
+        self, request: ChatRequest, provider: str, call: Call
+    ) -> Result[Completion, LLMError]:
+        """``call()`` once for all identical requests in flight; an ``Ok`` answer is stored.
+
+        Callers that joined a call in flight get its result, error included. Cancelling one
+        caller does not cancel the shared call while others still wait for it.
+        """
+        key = self.key(request, provider)
+        if key is None:
+            return await call()
+        loop = asyncio.get_running_loop()
+        flight = self._flights.get(key)
+        if flight is None or flight.loop is not loop or flight.task.done():
+            flight = _Flight(asyncio.ensure_future(self._lead(key, call)), loop)
+            self._flights[key] = flight
+            flight.task.add_done_callback(lambda _: self._forget(key, flight))
+        else:
+            self._counters.coalesced += 1
+        flight.waiters += 1
+        try:
+            return await asyncio.shield(flight.task)
+        except asyncio.CancelledError:
+            if flight.waiters == 1 and not flight.task.done():
+                flight.task.cancel()  # nobody else wants this answer: stop it, let it clean up
+                await asyncio.wait([flight.task])
+            raise
+        finally:
+            flight.waiters -= 1
+
+    async def clear(self) -> int:
+        """Remove every cached completion from the backend; the number removed."""
+        return await self.backend.clear(_KEY_PREFIX)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _forget(self, key: str, flight: _Flight) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if not flight.task.cancelled() and flight.task.exception() is not None:
+            logger.debug("shared call for %s failed", key, exc_info=flight.task.exception())
+
+    async def _lead(self, key: str, call: Call) -> Result[Completion, LLMError]:
+        """Make the call for this process, coordinating with other processes on ``key``."""
+        claim = getattr(self.backend, "set_if_absent", None)
+        if claim is None:
+            return await self._call_and_store(key, call)
+        claim_key = key + _CLAIM_SUFFIX
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            token = secrets.token_hex(16).encode()
+            try:
+                claimed = bool(await claim(claim_key, token, self.claim_ttl))
+            except Exception as exc:  # a broken backend must not break the call
+                self._backend_failed("claim", exc)
+                return await call()
+            if claimed:
+                try:
+                    # Another process may have stored the answer since our lookup.
+                    found = await self._load(key)
+                    if found is not None:
+                        self._counters.coalesced += 1
+                        return Ok(found)
+                    return await self._call_and_store(key, call)
+                finally:
+                    await asyncio.shield(self._release(claim_key, token))
+            found, claim_gone = await self._wait_for_answer(key, claim_key, deadline)
+            if found is not None:
+                self._counters.coalesced += 1
+                return Ok(found)
+            if not claim_gone:  # waited long enough: ask the provider ourselves
+                return await self._call_and_store(key, call)
+            # The holder gave up without an answer (its call failed): try to claim it ourselves.
+
+    async def _wait_for_answer(
+        self, key: str, claim_key: str, deadline: float
+    ) -> tuple[Completion | None, bool]:
+        """Poll for the answer another process is fetching: ``(answer, claim released)``."""
+        polling = _Polling()
+        while True:
+            found = await self._load(key)
+            if found is not None:
+                return found, True
+            try:
+                held = await self.backend.exists(claim_key)
+            except Exception as exc:
+                self._backend_failed("exists", exc)
+                return None, False
+            if not held:
+                return None, True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None, False
+            await asyncio.sleep(min(polling.delay, remaining))
+            polling.delay = min(polling.delay * 1.5, polling.ceiling)
+
+    async def _call_and_store(self, key: str, call: Call) -> Result[Completion, LLMError]:
+        result = await call()
+        if isinstance(result, Ok):
+            await self._store(key, result.value)
+        return result
+
+    async def _release(self, claim_key: str, token: bytes) -> None:
+        # Only our own claim: it may have expired and been taken by another process since.
+        try:
+            if await self.backend.get(claim_key) == token:
+                await self.backend.delete(claim_key)
+        except Exception as exc:
+            self._backend_failed("release", exc)
+
+    async def _load(self, key: str) -> Completion | None:
+        try:
+            raw = await self.backend.get(key)
+        except Exception as exc:
+            self._backend_failed("get", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            data = orjson.loads(raw)
+            return replace(Completion.from_dict(data["completion"]), cached=True)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            logger.warning("dropping an unreadable cache entry %s: %s", key, exc)
+            with contextlib.suppress(Exception):
+                await self.backend.delete(key)
+            return None
+
+    async def _store(self, key: str, completion: Completion) -> None:
+        payload = orjson.dumps(
+            {
+                "version": CACHE_KEY_VERSION,
+                "completion": replace(completion, cached=False).to_dict(),
+            }
+        )
+        try:
+            await self.backend.set(key, payload, self.ttl)
+        except Exception as exc:
+            self._backend_failed("set", exc)
+            return
+        self._counters.stores += 1
+
+    def _backend_failed(self, operation: str, exc: Exception) -> None:
+        self._counters.errors += 1
+        logger.warning(
+            "cache backend %s failed (%s: %s); continuing without the cache",
+            operation,
+            type(exc).__name__,
+            exc,
+        )
