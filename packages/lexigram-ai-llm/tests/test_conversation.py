@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from harness.anthropic_server import AnthropicServer
+from harness.bedrock_server import BedrockServer, use_test_credentials
 from harness.cohere_server import CohereServer
 from harness.conformance import SECRET
+from harness.gemini_server import GeminiServer
 from harness.ollama_server import OllamaServer
 from harness.openai_server import OpenAIServer
 from harness.server import FakeProviderServer, Reply
@@ -31,6 +33,18 @@ from lexigram.result import Err, Ok
 
 SYSTEM = "You are a weather assistant."
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 def tool_turn(n: int, question: str) -> list[dict[str, Any]]:
@@ -337,6 +351,41 @@ def _cohere(body: dict[str, Any], system: str) -> None:
     _openai_like({"messages": [{"role": "system", "content": system}, *messages[1:]]}, system)
 
 
+def _gemini(body: dict[str, Any], system: str) -> None:
+    assert "".join(p["text"] for p in body["systemInstruction"]["parts"]) == system
+    contents = body["contents"]
+    assert contents[0]["role"] == "user"
+    for i, content in enumerate(contents):
+        calls = [p["functionCall"]["name"] for p in content["parts"] if "functionCall" in p]
+        if calls:
+            assert content["role"] == "model"
+            following = contents[i + 1]
+            answers = [
+                p["functionResponse"]["name"] for p in following["parts"] if "functionResponse" in p
+            ]
+            assert following["role"] == "user" and answers == calls
+        if any("functionResponse" in p for p in content["parts"]):
+            assert any("functionCall" in p for p in contents[i - 1]["parts"])
+
+
+def _bedrock(body: dict[str, Any], system: str) -> None:
+    assert "".join(b["text"] for b in body["system"] if "text" in b) == system
+    messages = body["messages"]
+    assert messages[0]["role"] == "user"
+    for prev, message in itertools.pairwise(messages):
+        assert prev["role"] != message["role"], "roles must alternate"
+    for i, message in enumerate(messages):
+        uses = {b["toolUse"]["toolUseId"] for b in message["content"] if "toolUse" in b}
+        if uses:
+            following = messages[i + 1]["content"]
+            assert uses == {b["toolResult"]["toolUseId"] for b in following if "toolResult" in b}
+        for block in message["content"]:
+            if "toolResult" in block:
+                previous = messages[i - 1]["content"]
+                ids = {b["toolUse"]["toolUseId"] for b in previous if "toolUse" in b}
+                assert block["toolResult"]["toolUseId"] in ids
+
+
 FAMILIES: list[
     tuple[
         str,
@@ -348,14 +397,26 @@ FAMILIES: list[
 ] = [
     ("openai", OpenAIServer, lambda s: s.url + "/v1", _openai_like, "gpt-4o"),
     ("anthropic", AnthropicServer, lambda s: s.url, _anthropic, "claude-sonnet-4"),
+    ("gemini", GeminiServer, lambda s: s.url, _gemini, "gemini-2.5-flash"),
+    (
+        "bedrock",
+        BedrockServer,
+        lambda s: s.url,
+        _bedrock,
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    ),
     ("ollama", OllamaServer, lambda s: s.url, _ollama, "llama3.2"),
     ("cohere", CohereServer, lambda s: s.url, _cohere, "command-a"),
 ]
 
 
 @pytest_asyncio.fixture(params=FAMILIES, ids=[f[0] for f in FAMILIES])
-async def family(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, ...]]:
+async def family(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Any, ...]]:
     name, server_cls, base, check, model = request.param
+    if name == "bedrock":
+        use_test_credentials(monkeypatch)  # SigV4 from the standard chain, verified by the server
     server = server_cls()
     await server.start()
     try:
@@ -366,19 +427,20 @@ async def family(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Any, ...
 
 async def test_a_trimmed_conversation_is_a_valid_request(family: tuple[Any, ...]) -> None:
     name, server, api_base, check, model = family
+    key = None if name == "bedrock" else SecretStr(SECRET)  # bedrock signs with SigV4
     llm = create_llm_client(
-        ClientConfig(
-            provider=name, model=model, api_base=api_base, api_key=SecretStr(SECRET), max_retries=0
-        )
+        ClientConfig(provider=name, model=model, api_base=api_base, api_key=key, max_retries=0)
     )
     counter = TokenCounterRegistry.default()
     probe = ConversationManager(
-        ConversationConfig(system_prompt=SYSTEM, model=model), token_counter=counter
+        ConversationConfig(system_prompt=SYSTEM, model=model),
+        token_counter=counter,
+        tools=[WEATHER_TOOL],
     )
     await probe.add_messages([*tool_turn(2, "second?"), {"role": "user", "content": "third?"}])
     config = ConversationConfig(system_prompt=SYSTEM, max_tokens=probe.prompt_tokens(), max_turns=5)
     async with llm:
-        manager = ConversationManager(config, llm, token_counter=counter)
+        manager = ConversationManager(config, llm, token_counter=counter, tools=[WEATHER_TOOL])
         await manager.add_messages(tool_turn(1, "first? " * 50))
         await manager.add_messages(tool_turn(2, "second?"))
         await manager.add_message({"role": "user", "content": "third?"})
@@ -388,4 +450,5 @@ async def test_a_trimmed_conversation_is_a_valid_request(family: tuple[Any, ...]
     assert isinstance(result, Ok), result
     assert len(server.requests) == 1
     check(server.requests[0].json, SYSTEM)
+    assert "get_weather" in server.requests[0].body.decode()  # the tools went along
     assert manager.history[-1].text == "Sunny."

@@ -17,7 +17,7 @@ kept, even when it alone is over the budget (the client's pre-flight then report
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -55,7 +55,11 @@ class ConversationConfig(BaseModel):
 
 
 class ConversationManager:
-    """A conversation with one client: add messages, get answers, trimmed to the config."""
+    """A conversation with one client: add messages, get answers, trimmed to the config.
+
+    ``tools`` are offered on every request (and count against the token budget); a history
+    holding tool calls needs them on some providers (Bedrock rejects tool blocks without a
+    ``toolConfig``)."""
 
     def __init__(
         self,
@@ -63,13 +67,16 @@ class ConversationManager:
         llm_client: Any = None,
         *,
         token_counter: Any = None,
+        tools: Sequence[Any] | None = None,
     ) -> None:
         self.config = config or ConversationConfig()
         self.llm_client = llm_client
+        self.tools = list(tools) if tools else []
         self._token_counter = token_counter
         self._messages: list[ChatMessage] = []
         self._tokens: list[int | None] = []
         self._system_tokens: int | None = None
+        self._tool_tokens: int | None = None
         self.usage = Usage()
         self.cost: float | None = None
         self.responses = 0
@@ -201,7 +208,15 @@ class ConversationManager:
         pinned = sum(
             self._message_tokens(i) for i, m in enumerate(self._messages) if m.role is Role.SYSTEM
         )
-        return self._system_tokens + pinned + 3  # 3: the reply priming every prompt pays
+        if self._tool_tokens is None:
+            self._tool_tokens = (
+                int(counter.count_messages([], model, tools=self.tools))
+                - int(counter.count_messages([], model))
+                if self.tools
+                else 0
+            )
+        # 3: the reply priming every prompt pays
+        return self._system_tokens + self._tool_tokens + pinned + 3
 
     def _trim(self) -> None:
         starts = self._turn_starts()
@@ -251,6 +266,8 @@ class ConversationManager:
         call = dict(kwargs)
         if self.config.model and "model" not in call:
             call["model"] = self.config.model
+        if self.tools and "tools" not in call:
+            call["tools"] = self.tools
         if self.config.response_max_tokens and "max_tokens" not in call:
             call["max_tokens"] = self.config.response_max_tokens
         return call
