@@ -4,6 +4,7 @@ reasons, errors met mid-stream, event-stream framing, and the missing-extra mess
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from harness.bedrock_server import (
     use_test_credentials,
 )
 from harness.server import Reply
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lexigram.ai.llm import ClientConfig, create_llm_client
 from lexigram.ai.llm.client import AbstractLLMClient
@@ -30,12 +33,18 @@ from lexigram.ai.llm.exceptions import (
     ConfigurationError,
     InvalidRequestError,
     LLMAuthenticationError,
+    LLMError,
     LLMRateLimitError,
     StreamError,
     TokenLimitError,
 )
 from lexigram.ai.llm.providers.base import CallContext
-from lexigram.ai.llm.providers.bedrock import CODEC, PROFILES, EventStreamFramer
+from lexigram.ai.llm.providers.bedrock import (
+    CODEC,
+    PROFILES,
+    EventStreamFramer,
+    EventStreamMessage,
+)
 from lexigram.ai.llm.types import DocumentPart, ImageDataPart, ResponseFormat, TextPart
 from lexigram.contracts.ai.thinking import ThinkingConfig
 from lexigram.result import Err
@@ -581,3 +590,80 @@ def test_error_type_comes_from_the_header_or_the_body() -> None:
     )
     assert isinstance(error, LLMAuthenticationError)
     assert error.code == "AccessDeniedException"
+
+
+_EVENTS = [
+    "messageStart",
+    "contentBlockStart",
+    "contentBlockDelta",
+    "contentBlockStop",
+    "messageStop",
+    "metadata",
+]
+_KEYS = [
+    "contentBlockIndex",
+    "start",
+    "delta",
+    "toolUse",
+    "toolUseId",
+    "name",
+    "input",
+    "text",
+    "reasoningContent",
+    "signature",
+    "redactedContent",
+    "stopReason",
+    "usage",
+    "inputTokens",
+    "outputTokens",
+    "output",
+    "message",
+    "content",
+    "reasoningText",
+    "role",
+]
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 10**6)
+    | st.text(max_size=6)
+    | st.sampled_from(_KEYS),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_EVENTS), st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=6)
+        ),
+        max_size=6,
+    )
+)
+def test_any_events_give_chunks_or_a_typed_error(events: list[tuple[str, dict[str, Any]]]) -> None:
+    decoder = CODEC.stream_decoder(ctx())
+    try:
+        for name, payload in events:
+            headers = {":event-type": name, ":message-type": "event"}
+            decoder.feed(EventStreamMessage(headers, orjson.dumps(payload)))
+        decoder.finish()
+    except LLMError:
+        pass
+    for _, payload in events:
+        with contextlib.suppress(LLMError):
+            CODEC.decode(orjson.dumps(payload), {}, ctx())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(1, 40))
+def test_any_bytes_give_frames_or_a_stream_error(data: bytes, step: int) -> None:
+    framer = EventStreamFramer()
+    try:
+        for i in range(0, len(data), step):
+            framer.feed(data[i : i + step])
+    except StreamError:
+        pass

@@ -3,6 +3,7 @@ response format, thinking), the typed events of Cohere's own examples, and its e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,14 +13,18 @@ import pytest_asyncio
 from harness.cohere_server import GENERATION_ID, CohereServer
 from harness.conformance import SECRET
 from harness.server import Reply
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from lexigram.ai.llm import ClientConfig, create_llm_client
+from lexigram.ai.llm._framing import SSEEvent
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
     InvalidRequestError,
     LLMAuthenticationError,
+    LLMError,
     LLMTimeoutError,
     StreamError,
 )
@@ -518,3 +523,72 @@ def test_decode_documented_tool_answer() -> None:
     assert completion.thinking.content == "I will first find the sales summary."
     assert completion.usage.total_tokens == 1032 + 124
     assert completion.id == "9e5f00aa-bf1e-481a-abe3-0eceac18c3ec"
+
+
+_EVENTS = [
+    "message-start",
+    "content-start",
+    "content-delta",
+    "content-end",
+    "tool-plan-delta",
+    "tool-call-start",
+    "tool-call-delta",
+    "tool-call-end",
+    "message-end",
+    "citation-start",
+]
+_KEYS = [
+    "type",
+    "index",
+    "delta",
+    "message",
+    "content",
+    "text",
+    "thinking",
+    "tool_plan",
+    "tool_calls",
+    "function",
+    "name",
+    "arguments",
+    "id",
+    "finish_reason",
+    "usage",
+    "tokens",
+    "input_tokens",
+    "output_tokens",
+    "error",
+]
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 10**6)
+    | st.text(max_size=6)
+    | st.sampled_from(_KEYS + _EVENTS),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_EVENTS), st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=6)
+        ),
+        max_size=6,
+    )
+)
+def test_any_events_give_chunks_or_a_typed_error(events: list[tuple[str, dict[str, Any]]]) -> None:
+    ctx = CallContext("cohere", "command-a-03-2025", "https://api.cohere.com", PROFILES["cohere"])
+    decoder = CODEC.stream_decoder(ctx)
+    try:
+        for name, payload in events:
+            decoder.feed(SSEEvent(orjson.dumps({**payload, "type": name}), name))
+        decoder.finish()
+    except LLMError:
+        pass
+    for _, payload in events:
+        with contextlib.suppress(LLMError):
+            CODEC.decode(orjson.dumps(payload), {}, ctx)

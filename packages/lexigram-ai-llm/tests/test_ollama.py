@@ -4,6 +4,7 @@ without ``"done": true``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,10 +13,17 @@ import pytest
 import pytest_asyncio
 from harness.ollama_server import OllamaServer
 from harness.server import Reply
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lexigram.ai.llm import ClientConfig, create_llm_client
 from lexigram.ai.llm.client import AbstractLLMClient
-from lexigram.ai.llm.exceptions import InvalidRequestError, LLMModelNotFoundError, StreamError
+from lexigram.ai.llm.exceptions import (
+    InvalidRequestError,
+    LLMError,
+    LLMModelNotFoundError,
+    StreamError,
+)
 from lexigram.ai.llm.providers.base import CallContext
 from lexigram.ai.llm.providers.ollama import CODEC, PROFILES
 from lexigram.ai.llm.types import ImageDataPart, ImageURLPart, ResponseFormat, TextPart
@@ -383,3 +391,47 @@ def test_stream_decoder_is_strict_about_its_input() -> None:
     decoder = CODEC.stream_decoder(ctx())
     with pytest.raises(StreamError):
         decoder.finish()
+
+
+_KEYS = [
+    "message",
+    "content",
+    "thinking",
+    "tool_calls",
+    "function",
+    "name",
+    "arguments",
+    "id",
+    "done",
+    "done_reason",
+    "prompt_eval_count",
+    "eval_count",
+    "error",
+    "model",
+]
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 10**6)
+    | st.text(max_size=6)
+    | st.sampled_from(_KEYS),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=6) | _JSON, max_size=5))
+def test_any_json_lines_give_chunks_or_a_typed_error(lines: list[Any]) -> None:
+    decoder = CODEC.stream_decoder(ctx())
+    try:
+        for line in lines:
+            decoder.feed(orjson.dumps(line))
+        decoder.finish()
+    except StreamError:
+        pass
+    for line in lines:
+        with contextlib.suppress(LLMError):
+            CODEC.decode(orjson.dumps(line), {}, ctx())

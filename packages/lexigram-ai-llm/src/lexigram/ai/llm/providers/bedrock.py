@@ -307,6 +307,12 @@ class BedrockCodec:
 
     def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         """A ``ConverseResponse`` to a ``Completion``."""
+        try:
+            return self._decode(body, headers, ctx)
+        except _SHAPE_ERRORS as exc:
+            raise _malformed("Bedrock's answer", body, ctx) from exc
+
+    def _decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         data = _loads_object(body, ctx)
         message = _path(data, "output", "message")
         if not isinstance(message, Mapping):
@@ -419,6 +425,20 @@ def _error_type(headers: Mapping[str, str], data: Mapping[str, Any]) -> str | No
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-amzn-RequestId") or headers.get("x-amzn-requestid") or None
+
+
+# What a well-formed JSON value of the wrong shape raises on the way through a decoder.
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def _malformed(what: str, data: bytes, ctx: CallContext) -> StreamError:
+    return StreamError(
+        f"{what} has an unexpected shape; it is not a Bedrock chat response",
+        provider=ctx.provider,
+        model=ctx.model,
+        code="stream_malformed",
+        provider_message=data[:200].decode("utf-8", "replace"),
+    )
 
 
 def _loads_object(body: bytes, ctx: CallContext) -> dict[str, Any]:
@@ -684,6 +704,12 @@ class BedrockStreamDecoder:
         return self._done
 
     def feed(self, event: EventStreamMessage) -> list[StreamChunk]:
+        try:
+            return self._feed(event)
+        except _SHAPE_ERRORS as exc:
+            raise _malformed("A stream event", event.payload, self._ctx) from exc
+
+    def _feed(self, event: EventStreamMessage) -> list[StreamChunk]:
         if self._done:
             return []
         if event.message_type != "event":

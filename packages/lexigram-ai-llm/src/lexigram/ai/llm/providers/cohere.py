@@ -169,6 +169,12 @@ class CohereCodec:
 
     def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         """A ``V2ChatResponse`` to a ``Completion``."""
+        try:
+            return self._decode(body, headers, ctx)
+        except _SHAPE_ERRORS as exc:
+            raise _malformed("Cohere's answer", body, ctx) from exc
+
+    def _decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         data = _loads_object(body, ctx)
         message = data.get("message")
         if not isinstance(message, Mapping):
@@ -242,6 +248,20 @@ class CohereCodec:
             provider_message=message,
             request_id=request_id if isinstance(request_id, str) else None,
         )
+
+
+# What a well-formed JSON value of the wrong shape raises on the way through a decoder.
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def _malformed(what: str, data: bytes, ctx: CallContext) -> StreamError:
+    return StreamError(
+        f"{what} has an unexpected shape; it is not a Cohere chat response",
+        provider=ctx.provider,
+        model=ctx.model,
+        code="stream_malformed",
+        provider_message=data[:200].decode("utf-8", "replace"),
+    )
 
 
 def _loads_object(body: bytes, ctx: CallContext) -> dict[str, Any]:
@@ -401,6 +421,12 @@ class CohereStreamDecoder:
         return StreamError(message, provider=self._ctx.provider, model=self._ctx.model, **kw)
 
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
+        try:
+            return self._feed(event)
+        except _SHAPE_ERRORS as exc:
+            raise _malformed("A stream event", event.data, self._ctx) from exc
+
+    def _feed(self, event: SSEEvent) -> list[StreamChunk]:
         data = event.data
         if not data or self._done:
             return []

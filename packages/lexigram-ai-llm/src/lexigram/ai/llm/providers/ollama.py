@@ -159,6 +159,12 @@ class OllamaCodec:
 
     def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         """One ``ChatResponse`` object (``"stream": false``) to a ``Completion``."""
+        try:
+            return self._decode(body, ctx)
+        except _SHAPE_ERRORS as exc:
+            raise _malformed("Ollama's answer", body, ctx) from exc
+
+    def _decode(self, body: bytes, ctx: CallContext) -> Completion:
         data = _loads_object(body, ctx)
         if "error" in data:
             raise _error_in_body(data, ctx)
@@ -214,6 +220,20 @@ class OllamaCodec:
             headers=headers,
             provider_message=message,
         )
+
+
+# What a well-formed JSON value of the wrong shape raises on the way through a decoder.
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def _malformed(what: str, data: bytes, ctx: CallContext) -> StreamError:
+    return StreamError(
+        f"{what} has an unexpected shape; it is not an Ollama chat response",
+        provider=ctx.provider,
+        model=ctx.model,
+        code="stream_malformed",
+        provider_message=data[:200].decode("utf-8", "replace"),
+    )
 
 
 def _think_value(thinking: ThinkingConfig) -> bool | str:
@@ -393,16 +413,21 @@ class OllamaStreamDecoder:
         if self._done:
             return []  # nothing may follow the terminal object
         try:
-            payload = orjson.loads(event)
-        except orjson.JSONDecodeError as exc:
-            raise StreamError(
-                "Ollama sent a stream line that is not valid JSON (a cut or corrupt stream)",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-                retryable=True,
-                code="stream_malformed",
-                provider_message=event[:200].decode("utf-8", "replace"),
-            ) from exc
+            return self._feed(event)
+        except _SHAPE_ERRORS as exc:
+            if isinstance(exc, orjson.JSONDecodeError):
+                raise StreamError(
+                    "Ollama sent a stream line that is not valid JSON (a cut or corrupt stream)",
+                    provider=self._ctx.provider,
+                    model=self._ctx.model,
+                    retryable=True,
+                    code="stream_malformed",
+                    provider_message=event[:200].decode("utf-8", "replace"),
+                ) from exc
+            raise _malformed("A stream line", event, self._ctx) from exc
+
+    def _feed(self, event: bytes) -> list[StreamChunk]:
+        payload = orjson.loads(event)
         if not isinstance(payload, dict):
             raise StreamError(
                 "Ollama sent a stream line that is not a JSON object",
