@@ -1,0 +1,767 @@
+"""The Anthropic Messages wire family (``POST /v1/messages``).
+
+Codec: pure translation between ``ChatRequest``/``Completion``/``StreamChunk`` and the Messages
+JSON and SSE shapes (``message_start``, ``content_block_start``/``delta``/``stop``,
+``message_delta``, ``message_stop``, ``ping``, ``error``). Profile: ``anthropic``.
+
+What the translation does, beyond renaming fields:
+
+- Every system message, in order, goes into the top-level ``system`` array.
+- Tool results (role ``tool``) become ``tool_result`` blocks at the start of the following user
+  turn, as the API requires; consecutive messages of one role are merged into one turn.
+- Assistant messages send their ``thinking`` / ``redacted_thinking`` blocks first, exactly as
+  received (text and signature unchanged), then text, then ``tool_use`` blocks.
+- Extended thinking comes from ``ThinkingConfig``: ``{"type": "enabled", "budget_tokens": N}``
+  (at least 1024, below ``max_tokens``; ``include_thoughts=False`` asks for ``display:
+  "omitted"``), or ``{"type": "disabled"}`` when ``suppress`` is set. With thinking on,
+  ``temperature`` is not sent and ``top_p`` only when it lies in [0.95, 1], as the API
+  demands. ``max_tokens`` is required by the API: when none is given it defaults to
+  ``default_max_tokens`` (4096), plus the thinking budget when thinking is on.
+- Structured output (``response_format`` of type ``json_schema`` or ``json_object``) uses
+  forced tool use: the codec adds a tool named ``structured_output_<format name>`` whose
+  ``input_schema`` is the schema, with ``tool_choice {"type": "tool", "name": ...}``; decoding
+  returns that tool's input as the completion's JSON ``content`` with finish reason ``stop``,
+  not as a tool call. Forced tool use is not allowed together with extended thinking, so with
+  thinking on the tool is offered with ``tool_choice {"type": "auto"}`` instead. A streamed
+  structured answer arrives as one content delta when the tool block closes, so that stream
+  and non-stream give the same JSON text.
+- Usage: ``prompt_tokens`` = ``input_tokens`` + cache creation + cache read (the API's total
+  input), ``cached_tokens`` = cache read, ``cache_creation_tokens`` = cache creation,
+  ``reasoning_tokens`` = ``output_tokens_details.thinking_tokens`` when the API reports it.
+- Errors map by the error ``type`` (``invalid_request_error``, ``authentication_error``,
+  ``permission_error``, ``billing_error``, ``not_found_error``, ``request_too_large``,
+  ``rate_limit_error``, ``api_error``, ``overloaded_error``, ``timeout_error``) and the status;
+  an ``error`` event inside a stream becomes a ``StreamError`` that is retryable when the error
+  type is (``overloaded_error``, ``api_error``...). A ``refusal`` stop reason is finish reason
+  ``content_filter``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from lexigram.ai.llm._framing import SSEEvent
+from lexigram.ai.llm.exceptions import (
+    InvalidRequestError,
+    LLMAuthenticationError,
+    LLMError,
+    LLMModelNotFoundError,
+    LLMQuotaExceededError,
+    LLMRateLimitError,
+    LLMTimeoutError,
+    ProviderError,
+    StreamError,
+    TokenLimitError,
+    error_for_status,
+)
+from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
+from lexigram.ai.llm.types import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    ContentPart,
+    FinishReason,
+    FunctionCall,
+    ImageDataPart,
+    ImageURLPart,
+    ResponseFormat,
+    Role,
+    StreamChunk,
+    TextPart,
+    ThinkingBlock,
+    ThinkingResult,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["CODEC", "PROFILES", "STRUCTURED_TOOL_PREFIX", "AnthropicCodec"]
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024
+#: Tools whose name starts with this carry a structured-output answer, not a tool call.
+STRUCTURED_TOOL_PREFIX = "structured_output_"
+
+_FINISH: dict[str, str] = {
+    "end_turn": FinishReason.STOP.value,
+    "stop_sequence": FinishReason.STOP.value,
+    "max_tokens": FinishReason.LENGTH.value,
+    "model_context_window_exceeded": FinishReason.LENGTH.value,
+    "tool_use": FinishReason.TOOL_CALLS.value,
+    "refusal": FinishReason.CONTENT_FILTER.value,
+}
+
+# The error ``type`` decides the class (https://docs.anthropic.com/en/api/errors).
+_ERROR_TYPES: dict[str, type[LLMError]] = {
+    "invalid_request_error": InvalidRequestError,
+    "authentication_error": LLMAuthenticationError,
+    "permission_error": LLMAuthenticationError,
+    "billing_error": LLMQuotaExceededError,
+    "not_found_error": LLMModelNotFoundError,
+    "request_too_large": TokenLimitError,
+    "rate_limit_error": LLMRateLimitError,
+    "api_error": ProviderError,
+    "overloaded_error": ProviderError,
+    "timeout_error": LLMTimeoutError,
+}
+
+_TOOL_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+# What reading valid JSON of an unexpected shape raises; it becomes a typed error.
+_SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+
+
+def finish_reason(raw: str | None) -> str | None:
+    """Normalised finish reason (unknown values such as ``pause_turn`` pass through)."""
+    if raw is None:
+        return None
+    return _FINISH.get(raw, raw)
+
+
+def structured_tool_name(fmt: ResponseFormat) -> str:
+    """The name of the tool that carries a structured answer for ``fmt``."""
+    name = _TOOL_NAME_UNSAFE.sub("_", fmt.name or "response")
+    return (STRUCTURED_TOOL_PREFIX + name)[:64]
+
+
+class AnthropicCodec:
+    """Messages API: encode, decode, stream decode, error mapping."""
+
+    name = "anthropic"
+    framing = Framing.SSE
+
+    # -- encode ----------------------------------------------------------------------------
+
+    def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
+        """The ``POST /v1/messages`` request."""
+        options = ctx.options
+        system, messages = _encode_messages(request.messages)
+        body: dict[str, Any] = {"model": request.model}
+        thinking = request.thinking
+        thinking_on = thinking is not None and not thinking.suppress
+        default_max = int(options.get("default_max_tokens", DEFAULT_MAX_TOKENS))
+        max_tokens = request.max_tokens
+        if thinking is not None and thinking_on:
+            budget = max(MIN_THINKING_BUDGET, thinking.budget_tokens)
+            if max_tokens is None:
+                max_tokens = budget + default_max
+            elif max_tokens <= budget:
+                budget = max_tokens - 1
+                if budget < MIN_THINKING_BUDGET:
+                    raise InvalidRequestError(
+                        f"Extended thinking needs max_tokens above {MIN_THINKING_BUDGET} "
+                        f"(got {max_tokens}); raise max_tokens or turn thinking off",
+                        provider=ctx.provider,
+                        model=ctx.model,
+                        retryable=False,
+                    )
+            config: dict[str, Any] = {"type": "enabled", "budget_tokens": budget}
+            if not thinking.include_thoughts:
+                config["display"] = "omitted"
+            body["thinking"] = config
+        elif thinking is not None:  # suppressed: say so, as some models think by default
+            body["thinking"] = {"type": "disabled"}
+        body["max_tokens"] = max_tokens if max_tokens is not None else default_max
+        if system:
+            body["system"] = system
+        body["messages"] = messages
+        if thinking_on:
+            # The API rejects temperature changes with thinking and top_p outside [0.95, 1].
+            if request.top_p is not None and 0.95 <= request.top_p <= 1.0:
+                body["top_p"] = request.top_p
+        else:
+            if request.temperature is not None:
+                body["temperature"] = request.temperature
+            if request.top_p is not None:
+                body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
+        tools: list[dict[str, Any]] = [
+            {
+                "name": t.name,
+                "description": t.description,
+                "input_schema": dict(t.parameters),
+                **({"strict": True} if t.strict else {}),
+            }
+            for t in request.tools
+        ]
+        tool_choice = _tool_choice(request.tool_choice) if request.tool_choice is not None else None
+        fmt = request.response_format
+        if fmt is not None and fmt.type in ("json_schema", "json_object"):
+            name = structured_tool_name(fmt)
+            schema = (
+                dict(fmt.schema or {})
+                if fmt.type == "json_schema"
+                else {"type": "object", "additionalProperties": True}
+            )
+            tools.append(
+                {
+                    "name": name,
+                    "description": "Give the answer by calling this tool; its input is the "
+                    "answer as JSON matching the schema.",
+                    "input_schema": schema,
+                }
+            )
+            tool_choice = {"type": "auto"} if thinking_on else {"type": "tool", "name": name}
+        if tools:
+            body["tools"] = tools
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice
+        if stream:
+            body["stream"] = True
+        passthrough = request.extra.get("body")
+        if isinstance(passthrough, Mapping):
+            body.update(passthrough)
+        for key, value in request.extra.items():
+            if key not in ("body", "headers"):
+                body.setdefault(key, value)
+        headers: dict[str, str] = {}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        extra_headers = request.extra.get("headers")
+        if isinstance(extra_headers, Mapping):
+            headers.update(extra_headers)
+        url = ctx.base_url + options.get("messages_path", "/v1/messages")
+        return HTTPRequest("POST", url, headers, orjson.dumps(body))
+
+    # -- decode ----------------------------------------------------------------------------
+
+    def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
+        """A ``message`` object to a ``Completion``."""
+        data = _loads(body, ctx)
+        try:
+            return self._decode_data(data, body, headers, ctx)
+        except _SHAPE_ERRORS as exc:
+            raise _not_a_message(body, ctx) from exc
+
+    def _decode_data(
+        self, data: Any, body: bytes, headers: Mapping[str, str], ctx: CallContext
+    ) -> Completion:
+        if not isinstance(data, Mapping):
+            raise _not_a_message(body, ctx)
+        if data.get("type") == "error":
+            error = data.get("error")
+            payload = error if isinstance(error, Mapping) else {}
+            raise _error_from_payload(payload, 500, headers, ctx)
+        blocks = data.get("content")
+        if not isinstance(blocks, list):
+            raise _not_a_message(body, ctx)
+        text: list[str] = []
+        thinking: list[ThinkingBlock] = []
+        tool_calls: list[ToolCall] = []
+        structured: str | None = None
+        for block in blocks:
+            if not isinstance(block, Mapping):
+                continue
+            kind = block.get("type")
+            if kind == "text":
+                text.append(block.get("text") or "")
+            elif kind == "thinking":
+                thinking.append(ThinkingBlock(block.get("thinking") or "", block.get("signature")))
+            elif kind == "redacted_thinking":
+                thinking.append(ThinkingBlock(redacted=True, data=block.get("data")))
+            elif kind == "tool_use":
+                name = str(block.get("name") or "")
+                arguments = orjson.dumps(block.get("input") or {}).decode()
+                if name.startswith(STRUCTURED_TOOL_PREFIX):
+                    structured = arguments
+                else:
+                    tool_calls.append(
+                        ToolCall(
+                            id=str(block.get("id") or ""), function=FunctionCall(name, arguments)
+                        )
+                    )
+        raw_finish = data.get("stop_reason")
+        finish = finish_reason(raw_finish)
+        content = "".join(text)
+        if structured is not None:
+            content = structured
+            if not tool_calls:
+                finish = FinishReason.STOP.value
+        usage = _usage(data.get("usage"))
+        return Completion(
+            content=content,
+            model=data.get("model") or ctx.model,
+            provider=ctx.provider,
+            finish_reason=finish,
+            raw_finish_reason=raw_finish,
+            tool_calls=tuple(tool_calls),
+            usage=usage,
+            thinking=(
+                ThinkingResult.from_blocks(tuple(thinking), usage.reasoning_tokens or None)
+                if thinking
+                else None
+            ),
+            id=data.get("id"),
+        )
+
+    def stream_decoder(self, ctx: CallContext) -> AnthropicStreamDecoder:
+        """A decoder for one Messages SSE stream."""
+        return AnthropicStreamDecoder(ctx)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def map_error(
+        self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
+    ) -> LLMError:
+        """``{"type": "error", "error": {"type", "message"}, "request_id"}`` plus the status."""
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            data = {}
+        payload = data.get("error") if isinstance(data, Mapping) else None
+        if not isinstance(payload, Mapping):
+            # A proxy's HTML page (413 comes from Cloudflare): the status decides.
+            payload = {"message": body[:300].decode("utf-8", "replace") if body else None}
+        error = _error_from_payload(payload, status, headers, ctx)
+        if isinstance(data, Mapping) and data.get("request_id"):
+            error.request_id = str(data["request_id"])
+        return error
+
+
+def _error_from_payload(
+    payload: Mapping[str, Any], status: int, headers: Mapping[str, str], ctx: CallContext
+) -> LLMError:
+    kind_name = payload.get("type")
+    kind = _ERROR_TYPES.get(str(kind_name)) if kind_name is not None else None
+    message = payload.get("message")
+    return error_for_status(
+        status,
+        kind=kind,
+        provider=ctx.provider,
+        model=ctx.model,
+        headers=headers,
+        provider_message=None if message is None else str(message),
+        code=str(kind_name) if kind_name else None,
+        details={"type": kind_name},
+    )
+
+
+def _loads(body: bytes, ctx: CallContext) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise StreamError(
+            "The provider's answer is not valid JSON (truncated or not a message)",
+            provider=ctx.provider,
+            model=ctx.model,
+            retryable=True,
+            provider_message=body[:200].decode("utf-8", "replace"),
+        ) from exc
+
+
+def _not_a_message(body: bytes, ctx: CallContext) -> LLMError:
+    return InvalidRequestError(
+        "The provider's answer does not have the shape of a Messages response",
+        provider=ctx.provider,
+        model=ctx.model,
+        retryable=False,
+        code="malformed_response",
+        provider_message=body[:200].decode("utf-8", "replace"),
+    )
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _usage(data: Mapping[str, Any] | None) -> Usage:
+    if not data:
+        return Usage()
+    created = _int(data.get("cache_creation_input_tokens"))
+    read = _int(data.get("cache_read_input_tokens"))
+    prompt = _int(data.get("input_tokens")) + created + read
+    completion = _int(data.get("output_tokens"))
+    details = data.get("output_tokens_details")
+    reasoning = _int(details.get("thinking_tokens")) if isinstance(details, Mapping) else 0
+    return Usage.of(
+        prompt,
+        completion,
+        cached_tokens=read,
+        reasoning_tokens=reasoning,
+        cache_creation_tokens=created,
+    )
+
+
+def _tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(choice, str):
+        if choice == "auto":
+            return {"type": "auto"}
+        if choice == "none":
+            return {"type": "none"}
+        if choice in ("required", "any"):
+            return {"type": "any"}
+        return {"type": "tool", "name": choice}
+    spec = dict(choice)
+    function = spec.get("function")
+    if spec.get("type") == "function" and isinstance(function, Mapping):  # OpenAI's shape
+        return {"type": "tool", "name": function["name"]}
+    return spec
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+def _encode_part(part: ContentPart) -> dict[str, Any] | None:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text} if part.text else None
+    if isinstance(part, ImageDataPart):
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": part.media_type, "data": part.base64},
+        }
+    if isinstance(part, ImageURLPart):
+        if part.url.startswith("data:"):
+            header, _, data = part.url.partition(",")
+            media_type = header[5:].split(";", 1)[0] or "image/png"
+            return {
+                "type": "image",
+                "source": {"type": "base64", "media_type": media_type, "data": data},
+            }
+        return {"type": "image", "source": {"type": "url", "url": part.url}}
+    # DocumentPart
+    document: dict[str, Any]
+    if part.data is not None and part.media_type == "application/pdf":
+        document = {
+            "type": "document",
+            "source": {"type": "base64", "media_type": part.media_type, "data": part.base64},
+        }
+    elif part.data is not None:
+        document = {
+            "type": "document",
+            "source": {
+                "type": "text",
+                "media_type": "text/plain",
+                "data": part.data.decode("utf-8", "replace"),
+            },
+        }
+    elif part.url:
+        document = {"type": "document", "source": {"type": "url", "url": part.url}}
+    else:
+        return None
+    if part.name:
+        document["title"] = part.name
+    return document
+
+
+def _encode_content(content: str | tuple[ContentPart, ...] | None) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks = [_encode_part(p) for p in content]
+    return [b for b in blocks if b is not None]
+
+
+def _encode_assistant(message: ChatMessage) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for block in message.thinking:  # first, and exactly as the API sent them
+        if block.redacted and block.data:
+            blocks.append({"type": "redacted_thinking", "data": block.data})
+        elif block.signature and not block.redacted:
+            blocks.append(
+                {"type": "thinking", "thinking": block.content, "signature": block.signature}
+            )
+        # Unsigned reasoning (from another provider, or edited) cannot be verified by the
+        # API, which rejects it; it is left out.
+    blocks.extend(_encode_content(message.content))
+    for call in message.tool_calls:
+        try:
+            arguments: Any = call.parsed_arguments()
+        except ValueError:
+            arguments = {}
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+    return blocks
+
+
+def _encode_tool_result(message: ChatMessage) -> dict[str, Any]:
+    content: Any
+    if message.content is None or isinstance(message.content, str):
+        content = message.content or ""
+    else:
+        content = _encode_content(message.content)
+    return {"type": "tool_result", "tool_use_id": message.tool_call_id or "", "content": content}
+
+
+def _encode_messages(
+    messages: tuple[ChatMessage, ...],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``system`` blocks and the alternating ``messages`` turns."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.role
+        if role is Role.SYSTEM:
+            if message.text:
+                system.append({"type": "text", "text": message.text})
+            continue
+        if role is Role.TOOL:
+            turn_role, blocks = "user", [_encode_tool_result(message)]
+        elif role is Role.ASSISTANT:
+            turn_role, blocks = "assistant", _encode_assistant(message)
+        else:
+            turn_role, blocks = "user", _encode_content(message.content)
+        if not blocks:
+            continue
+        last = turns[-1] if turns else None
+        if last is not None and last["role"] == turn_role:
+            if role is Role.TOOL:
+                # Tool results lead the user turn, before any text the user added.
+                existing = last["content"]
+                results = [b for b in existing if b.get("type") == "tool_result"]
+                others = [b for b in existing if b.get("type") != "tool_result"]
+                last["content"] = [*results, *blocks, *others]
+            else:
+                last["content"].extend(blocks)
+        else:
+            turns.append({"role": turn_role, "content": blocks})
+    return system, turns
+
+
+# -- streaming -----------------------------------------------------------------------------
+
+
+class AnthropicStreamDecoder:
+    """Decodes the Messages event stream until ``message_stop``.
+
+    Thinking text goes out as ``thinking_delta`` chunks; when a thinking block closes, a chunk
+    carries the whole ``ThinkingBlock`` with its signature (``redacted_thinking`` blocks too),
+    so the fold keeps the blocks exactly as ``decode`` does.
+    """
+
+    __slots__ = (
+        "_blocks",
+        "_ctx",
+        "_done",
+        "_id",
+        "_model",
+        "_structured",
+        "_tool_index",
+        "_usage",
+    )
+
+    def __init__(self, ctx: CallContext) -> None:
+        self._ctx = ctx
+        self._done = False
+        # content block index -> [kind, text or JSON fragments, signature | data | tool index]
+        self._blocks: dict[int, list[Any]] = {}
+        self._tool_index = 0
+        self._structured = False
+        self._usage: dict[str, Any] = {}
+        self._model: str | None = None
+        self._id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, event: SSEEvent) -> list[StreamChunk]:
+        data = event.data
+        if not data:
+            return []
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise StreamError(
+                "The provider sent a stream event that is not valid JSON",
+                provider=self._ctx.provider,
+                model=self._ctx.model,
+                retryable=False,
+                provider_message=data[:200].decode("utf-8", "replace"),
+            ) from exc
+        if not isinstance(payload, dict):
+            raise StreamError(
+                "The provider sent a stream event that is not a JSON object",
+                provider=self._ctx.provider,
+                model=self._ctx.model,
+            )
+        try:
+            return self._dispatch(payload, event)
+        except _SHAPE_ERRORS as exc:
+            raise StreamError(
+                "The provider sent a stream event of an unexpected shape",
+                provider=self._ctx.provider,
+                model=self._ctx.model,
+                retryable=False,
+                code="malformed_event",
+                provider_message=data[:200].decode("utf-8", "replace"),
+            ) from exc
+
+    def _dispatch(self, payload: dict[str, Any], event: SSEEvent) -> list[StreamChunk]:
+        kind = payload.get("type") or event.event
+        if kind == "content_block_delta":
+            return self._delta(payload)
+        if kind == "content_block_start":
+            return self._start(payload)
+        if kind == "content_block_stop":
+            return self._stop(payload)
+        if kind == "message_start":
+            message = payload.get("message") or {}
+            self._model = message.get("model")
+            self._id = message.get("id")
+            self._usage.update(message.get("usage") or {})
+            return []
+        if kind == "message_delta":
+            return self._message_delta(payload)
+        if kind == "message_stop":
+            self._done = True
+            return []
+        if kind == "error":
+            self._raise_error(payload)
+        return []  # ping, and event types added after this codec was written
+
+    def _start(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        index = int(payload.get("index", 0))
+        block = payload.get("content_block") or {}
+        kind = block.get("type")
+        if kind == "thinking":
+            self._blocks[index] = [
+                "thinking",
+                [block.get("thinking") or ""],
+                block.get("signature"),
+            ]
+            text = block.get("thinking") or ""
+            return [StreamChunk(thinking_delta=text)] if text else []
+        if kind == "redacted_thinking":
+            self._blocks[index] = ["redacted_thinking", [], block.get("data")]
+            return []
+        if kind == "text":
+            self._blocks[index] = ["text", [], None]
+            text = block.get("text") or ""
+            return [StreamChunk(delta=text)] if text else []
+        if kind == "tool_use":
+            name = str(block.get("name") or "")
+            if name.startswith(STRUCTURED_TOOL_PREFIX):
+                self._blocks[index] = ["structured", [], None]
+                return []
+            tool_index = self._tool_index
+            self._tool_index += 1
+            self._blocks[index] = ["tool_use", [], tool_index]
+            return [
+                StreamChunk(tool_calls=(ToolCallDelta(tool_index, id=block.get("id"), name=name),))
+            ]
+        return []
+
+    def _delta(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        index = int(payload.get("index", 0))
+        delta = payload.get("delta") or {}
+        kind = delta.get("type")
+        state = self._blocks.get(index)
+        if kind == "text_delta":
+            text = delta.get("text") or ""
+            return [StreamChunk(delta=text)] if text else []
+        if kind == "thinking_delta":
+            text = delta.get("thinking") or ""
+            if state is not None:
+                state[1].append(text)
+            return [StreamChunk(thinking_delta=text)] if text else []
+        if kind == "signature_delta":
+            if state is not None:
+                state[2] = (state[2] or "") + (delta.get("signature") or "")
+            return []
+        if kind == "input_json_delta":
+            fragment = delta.get("partial_json") or ""
+            if state is None or not fragment:
+                return []
+            if state[0] == "structured":
+                state[1].append(fragment)
+                return []
+            return [StreamChunk(tool_calls=(ToolCallDelta(state[2], arguments=fragment),))]
+        return []  # citations_delta and later additions carry nothing we fold
+
+    def _stop(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        state = self._blocks.pop(int(payload.get("index", 0)), None)
+        if state is None:
+            return []
+        kind = state[0]
+        if kind == "thinking":
+            return [StreamChunk(thinking_block=ThinkingBlock("".join(state[1]), state[2]))]
+        if kind == "redacted_thinking":
+            return [StreamChunk(thinking_block=ThinkingBlock(redacted=True, data=state[2]))]
+        if kind == "structured":
+            text = "".join(state[1]) or "{}"
+            try:
+                # The same compact JSON text ``decode`` gives for this answer.
+                text = orjson.dumps(orjson.loads(text)).decode()
+            except orjson.JSONDecodeError as exc:
+                raise StreamError(
+                    "The structured answer in the stream is not valid JSON",
+                    provider=self._ctx.provider,
+                    model=self._ctx.model,
+                    retryable=False,
+                ) from exc
+            self._structured = True
+            return [StreamChunk(delta=text)]
+        return []
+
+    def _message_delta(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
+        delta = payload.get("delta") or {}
+        usage = payload.get("usage") or {}
+        self._usage.update({k: v for k, v in usage.items() if v is not None})
+        raw_finish = delta.get("stop_reason")
+        finish = finish_reason(raw_finish)
+        if self._structured and self._tool_index == 0 and raw_finish == "tool_use":
+            finish = FinishReason.STOP.value
+        return [
+            StreamChunk(
+                finish_reason=finish,
+                raw_finish_reason=raw_finish,
+                usage=_usage(self._usage),
+                model=self._model,
+                id=self._id,
+            )
+        ]
+
+    def _raise_error(self, payload: Mapping[str, Any]) -> None:
+        error = payload.get("error")
+        body = error if isinstance(error, Mapping) else {}
+        inner = _error_from_payload(body, 500, {}, self._ctx)
+        raise StreamError(
+            "The provider reported an error mid-stream",
+            provider=self._ctx.provider,
+            model=self._ctx.model,
+            retryable=inner.retryable,
+            code=inner.code,
+            provider_message=inner.provider_message,
+            details={"type": body.get("type"), "error_class": type(inner).__name__},
+        )
+
+    def finish(self) -> list[StreamChunk]:
+        if self._done:
+            return []
+        raise StreamError(
+            "The stream ended before the provider's terminal event (message_stop); the answer "
+            "is incomplete",
+            provider=self._ctx.provider,
+            model=self._ctx.model,
+            retryable=True,
+            code="stream_truncated",
+        )
+
+
+CODEC = AnthropicCodec()
+
+PROFILES: dict[str, ProviderProfile] = {
+    "anthropic": ProviderProfile(
+        name="anthropic",
+        codec="anthropic",
+        base_url="https://api.anthropic.com",
+        api_key_env=("ANTHROPIC_API_KEY",),
+        base_url_env=("ANTHROPIC_BASE_URL",),
+        auth="header",
+        auth_header="x-api-key",
+        default_model="claude-sonnet-5",
+        default_headers={"anthropic-version": API_VERSION},
+        quirks={"default_max_tokens": DEFAULT_MAX_TOKENS},
+        capabilities=frozenset(
+            {"stream", "tools", "thinking", "json_schema", "json_object", "vision", "documents"}
+        ),
+        extra="anthropic",
+        description="Anthropic Messages API (Claude)",
+    ),
+}
