@@ -24,8 +24,6 @@ if _WORKSPACE not in sys.path:
 
 import test_caching_workers as workers  # noqa: E402  (by plain name: spawn children import it)
 
-from tests_support.redis_server import redis_server, redis_url  # noqa: E402, F401
-
 pytestmark = pytest.mark.redis
 
 HELLO = [{"role": "user", "content": "What is shared?"}]
@@ -56,7 +54,7 @@ async def in_children(*calls: tuple[Any, ...]) -> list[Any]:
 
 async def test_two_clients_share_entries_through_redis(
     server: OpenAIServer,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     server.script(Reply(text="from redis"))
     backends = [RedisCacheBackend(redis_url), RedisCacheBackend(redis_url)]
@@ -78,7 +76,7 @@ async def test_two_clients_share_entries_through_redis(
 
 async def test_a_second_process_gets_the_first_process_answer(
     server: OpenAIServer,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     server.script(Reply(text="answered once"))
     api_base = server.url + "/v1"
@@ -96,7 +94,7 @@ async def test_a_second_process_gets_the_first_process_answer(
 
 async def test_identical_requests_over_two_processes_make_one_provider_call(
     server: OpenAIServer,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     # Long enough that the second process starts while the first one's call is in flight.
     server.script(Reply(text="coalesced", delay=1.5))

@@ -28,8 +28,6 @@ if _WORKSPACE not in sys.path:
 
 import test_rate_limit_workers as workers  # noqa: E402  (by plain name: spawn imports it)
 
-from tests_support.redis_server import redis_server, redis_url  # noqa: E402, F401
-
 pytestmark = pytest.mark.redis
 
 
@@ -43,7 +41,7 @@ async def server() -> AsyncIterator[OpenAIServer]:
 
 async def test_a_60_per_minute_limit_holds_across_two_processes(
     server: OpenAIServer,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     api_base = server.url + "/v1"
     start_at = time.time() + 4.0
@@ -84,7 +82,7 @@ class LimitsModule(Module):
 
 async def test_di_shares_the_limit_through_a_registered_backend(
     server: OpenAIServer,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     config = ClientConfig(
         provider="openai",

@@ -18,7 +18,6 @@ _WORKSPACE = str(Path(__file__).resolve().parents[3])
 if _WORKSPACE not in sys.path:
     sys.path.insert(0, _WORKSPACE)
 
-from tests_support.redis_server import redis_server, redis_url  # noqa: E402, F401
 
 pytestmark = pytest.mark.redis
 
@@ -54,7 +53,7 @@ def outcomes(attempts: Any) -> list[tuple[str, str]]:
 
 async def test_a_cooldown_seen_by_one_router_is_honoured_by_another(
     servers: list[OpenAIServer],
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     servers[0].script(Reply(error="rate_limit", headers={"Retry-After": "30"}))
     config = shared_config(servers, redis_url)
@@ -83,7 +82,7 @@ async def test_a_cooldown_seen_by_one_router_is_honoured_by_another(
 
 async def test_route_rate_limits_are_shared(
     servers: list[OpenAIServer],
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     config = shared_config(servers[:1], redis_url, requests_per_minute=1)
     first = LLMRouter.from_config(config, default=DEFAULT)
@@ -99,7 +98,7 @@ async def test_route_rate_limits_are_shared(
 
 
 async def test_longer_cooldown_is_kept_and_latency_is_averaged(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     state = RedisRouterState(redis_url, prefix="test:router:")
     try:

@@ -123,6 +123,12 @@ class AbstractLLMClient:
         self.rate_limiter = rate_limiter
         self._default_model = cfg.model or ""
 
+    @property
+    def cache_scope(self) -> str:
+        """What, besides the request, decides a cached answer: the provider (and, for HTTP
+        providers, the host), so two hosts serving the same model name never share entries."""
+        return self.provider_name
+
     # -- hooks for subclasses --------------------------------------------------------------
 
     async def _do_complete(self, request: ChatRequest) -> Completion:
@@ -245,11 +251,11 @@ class AbstractLLMClient:
         cache = self.cache if use_cache else None
         if cache is None:
             return await self._complete_with_retries(request)
-        hit = await cache.get(request, self.provider_name)
+        hit = await cache.get(request, self.cache_scope)
         if hit is not None:
             return Ok(hit)
         return await cache.single_flight(
-            request, self.provider_name, lambda: self._complete_with_retries(request)
+            request, self.cache_scope, lambda: self._complete_with_retries(request)
         )
 
     async def _complete_with_retries(self, request: ChatRequest) -> Result[Completion, LLMError]:
@@ -320,7 +326,7 @@ class AbstractLLMClient:
         self, request: ChatRequest, cache: ResponseCache | None
     ) -> AsyncIterator[StreamChunk]:
         if cache is not None:
-            hit = await cache.get(request, self.provider_name)
+            hit = await cache.get(request, self.cache_scope)
             if hit is not None:
                 for chunk in replay_as_stream(hit):
                     yield chunk
@@ -364,7 +370,7 @@ class AbstractLLMClient:
             breaker.record_success()
             if cache is not None and accumulator is not None:
                 completion = accumulator.to_completion(self.provider_name, request.model)
-                await cache.put(request, self.provider_name, self._finalize(request, completion))
+                await cache.put(request, self.cache_scope, self._finalize(request, completion))
             return
 
     # -- shared pieces ---------------------------------------------------------------------
