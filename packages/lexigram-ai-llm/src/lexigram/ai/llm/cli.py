@@ -1,0 +1,325 @@
+"""``lexigram-llm``: chat with any configured provider, list providers and models.
+
+    lexigram-llm chat "What is the capital of France?"        # streamed, embedded local model
+    echo "Explain GGUF" | lexigram-llm chat - --provider openai --model gpt-4o-mini
+    lexigram-llm chat --provider openai_compatible --api-base http://127.0.0.1:8080/v1 "Hi"
+    lexigram-llm providers
+    lexigram-llm models
+
+Configuration is resolved exactly as the library does (``application.yaml``, ``LEX_AI_LLM__*``
+variables, the provider's key variable); flags override only what they name. Sampling is greedy
+(temperature 0) unless ``--temperature``, ``LEX_AI_LLM__TEMPERATURE`` or the YAML sets one, so
+the same question gets the same answer. A failure prints one line, ``error: <ErrorClass>:
+<message>``, to stderr and exits non-zero (1 for a provider error, 2 for a usage or
+configuration error, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.config import ClientConfig
+from lexigram.ai.llm.exceptions import LLMError
+from lexigram.ai.llm.types import ChatMessage, ResponseFormat
+from lexigram.result import Err
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_PROVIDER_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _UsageError(Exception):
+    """A bad flag or input file; reported like any other failure."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="lexigram-llm",
+        description="Talk to LLM providers through lexigram-ai-llm.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what the library does to stderr"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chat = commands.add_parser("chat", help="ask one question; the answer streams to stdout")
+    chat.add_argument("prompt", metavar="PROMPT", help="the question, or - to read it from stdin")
+    chat.add_argument("--provider", help="a registered provider name (default: configured)")
+    chat.add_argument("--model", help="the model (for 'local': a name or a .gguf path)")
+    chat.add_argument("--api-base", help="the provider's base URL (OpenAI-style: up to /v1)")
+    chat.add_argument("--system", help="a system prompt")
+    chat.add_argument("--temperature", type=float, help="sampling temperature (default: 0)")
+    chat.add_argument("--max-tokens", type=int, help="the longest answer, in tokens")
+    chat.add_argument(
+        "--json-schema",
+        type=Path,
+        metavar="FILE",
+        help="answer with JSON matching the schema in FILE",
+    )
+    chat.add_argument(
+        "--no-stream", action="store_true", help="wait for the whole answer, then print it"
+    )
+
+    commands.add_parser("providers", help="list providers and whether their key is set")
+
+    models = commands.add_parser("models", help="list local and Ollama models")
+    models.add_argument("--ollama-url", help="Ollama's address (default: OLLAMA_HOST or :11434)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        library_logger = logging.getLogger("lexigram")
+        library_logger.addHandler(handler)
+        library_logger.setLevel(logging.INFO)
+    try:
+        if args.command == "chat":
+            return asyncio.run(_chat(args))
+        if args.command == "providers":
+            return _providers()
+        return asyncio.run(_models(args))
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        with contextlib.suppress(OSError):  # keep the interpreter's final flush quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except LLMError as error:
+        _fail(f"{type(error).__name__}: {error}")
+        return EXIT_PROVIDER_ERROR
+    except (_UsageError, ValueError, ImportError) as error:
+        # ConfigurationError, ConfigError, UnknownProviderError and MissingExtraError land
+        # here: each message says how to fix it.
+        _fail(f"{type(error).__name__}: {error}")
+        return EXIT_USAGE
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+
+
+# -- chat ----------------------------------------------------------------------------------
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    # Piped text ends with a newline the user did not mean as part of the question.
+    prompt = sys.stdin.read().strip() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise _UsageError("the prompt is empty")
+    response_format = _load_schema(args.json_schema) if args.json_schema else None
+    config = _client_config(args)
+    from lexigram.ai.llm.registry import create_llm_client
+
+    client = create_llm_client(config)
+    served = await _model_for_server(client)
+    if served is not None:
+        await client.close()
+        config = config.model_copy(update={"model": served})
+        client = create_llm_client(config)
+    try:
+        from lexigram.ai.llm.providers.local import LocalLLMClient
+
+        if isinstance(client, LocalLLMClient):
+            await _with_progress(client.load(), f"Loading {client.model_path.name}")
+        messages: list[ChatMessage] = []
+        if args.system:
+            messages.append(ChatMessage.system(args.system))
+        messages.append(ChatMessage.user(prompt))
+        options: dict[str, Any] = {"cache": False}
+        if response_format is not None:
+            options["response_format"] = response_format
+        if args.no_stream:
+            result = await client.complete(messages, **options)
+            if isinstance(result, Err):
+                raise result.error
+            _write(sys.stdout, result.value.content + "\n")
+            return EXIT_OK
+        await _stream(client.stream_chat(messages, **options))
+        return EXIT_OK
+    finally:
+        await client.close()
+
+
+async def _stream(chunks: AsyncIterator[Any]) -> None:
+    wrote = ""
+    async for chunk in chunks:
+        if chunk.thinking_delta:
+            _write(sys.stderr, chunk.thinking_delta)
+        if chunk.delta:
+            _write(sys.stdout, chunk.delta)
+            wrote = chunk.delta
+    if not wrote.endswith("\n"):
+        _write(sys.stdout, "\n")
+
+
+def _write(stream: TextIO, text: str) -> None:
+    stream.write(text)
+    stream.flush()
+
+
+def _client_config(args: argparse.Namespace) -> ClientConfig:
+    """The library's config (YAML, environment) with only the given flags on top."""
+    from lexigram.config import ConfigSource
+
+    overrides: dict[str, Any] = {}
+    if args.provider:
+        overrides["provider"] = args.provider
+    if args.model:
+        overrides["model"] = args.model
+    if args.api_base:
+        overrides["api_base"] = args.api_base
+    if args.max_tokens is not None:
+        overrides["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        overrides["temperature"] = args.temperature
+    elif "temperature" not in ConfigSource().section(ClientConfig.__section__):
+        overrides["temperature"] = 0.0  # reproducible answers unless configured otherwise
+    return ClientConfig(**overrides)
+
+
+def _load_schema(path: Path) -> ResponseFormat:
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _UsageError(f"cannot read --json-schema file {str(path)!r}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"--json-schema file {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise _UsageError(f"--json-schema file {str(path)!r} must hold a JSON object")
+    return ResponseFormat.json_schema(schema, name=path.stem or "response")
+
+
+async def _model_for_server(client: AbstractLLMClient) -> str | None:
+    """For an OpenAI-compatible server given no model: the first id of ``GET {base}/models``
+    (llama.cpp, vLLM and LM Studio serve one model and accept its id)."""
+    from lexigram.ai.llm.providers.http import HTTPLLMClient
+
+    if client.config.model or not isinstance(client, HTTPLLMClient):
+        return None
+    if client.profile.codec != "openai" or client.profile.default_model:
+        return None
+    from lexigram.ai.llm._transport import aiohttp
+
+    headers = {}
+    if client.config.api_key is not None:
+        headers["Authorization"] = f"Bearer {client.config.api_key.get_secret_value()}"
+    try:
+        async with (
+            aiohttp.ClientSession(trust_env=False) as session,
+            session.get(
+                client.base_url + "/models",
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=client.config.timeout),
+            ) as response,
+        ):
+            if response.status != 200:
+                return None
+            data = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None  # the chat request itself will report what is wrong
+    models = data.get("data") if isinstance(data, dict) else None
+    if models and isinstance(models[0], dict) and models[0].get("id"):
+        return str(models[0]["id"])
+    return None
+
+
+async def _with_progress(work: Any, label: str) -> Any:
+    """Await ``work`` with a spinner on stderr when stderr is a terminal (erased after)."""
+    if not sys.stderr.isatty():
+        return await work
+    task = asyncio.ensure_future(work)
+    frames = itertools.cycle("|/-\\")
+    try:
+        while not task.done():
+            sys.stderr.write(f"\r{label} {next(frames)}")
+            sys.stderr.flush()
+            await asyncio.wait({task}, timeout=0.1)
+    finally:
+        sys.stderr.write("\r" + " " * (len(label) + 2) + "\r")
+        sys.stderr.flush()
+        if not task.done():
+            task.cancel()
+    return task.result()
+
+
+# -- providers and models ------------------------------------------------------------------
+
+
+def _providers() -> int:
+    from lexigram.ai.llm.registry import default_registry
+
+    rows = [("PROVIDER", "FAMILY", "KEY VARIABLE", "KEY")]
+    for info in default_registry.list():
+        key = "set" if info.key_set else "not set"
+        if not info.requires_key:
+            key = "not needed"
+        rows.append((info.name, info.family, ", ".join(info.api_key_env) or "-", key))
+    _table(rows)
+    return EXIT_OK
+
+
+async def _models(args: argparse.Namespace) -> int:
+    from lexigram.ai.llm.model_manager import LLMModelManager
+
+    models_dir = ClientConfig().extra.get("models_dir")
+    async with LLMModelManager(
+        idle_timeout=None, models_dir=models_dir, ollama_url=args.ollama_url, timeout=5.0
+    ) as manager:
+        rows = [("SOURCE", "MODEL", "SIZE", "STATE")]
+        try:
+            local = manager.list_local()
+        except ImportError as exc:
+            local = []
+            print(f"local: unavailable ({exc})")
+        for info in local:
+            state = "loaded" if info.loaded else ("bundled" if info.bundled else "on disk")
+            rows.append(("local", info.name, _size(info.size_bytes), state))
+        try:
+            pulled = await manager.list_ollama()
+            running = {m.name for m in await manager.running()}
+        except LLMError as error:
+            _table(rows)
+            print(f"ollama ({manager.ollama_url}): unavailable ({type(error).__name__})")
+            return EXIT_OK
+        for model in pulled:
+            state = "running" if model.name in running else "pulled"
+            rows.append(("ollama", model.name, _size(model.size), state))
+        _table(rows)
+    return EXIT_OK
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
