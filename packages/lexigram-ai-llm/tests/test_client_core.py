@@ -329,3 +329,32 @@ async def test_chat_returns_the_text(server: OpenAIServer) -> None:
     server.script(Reply(error="not_found"))
     assert (await client.chat("q", cache=False)).is_err()
     await client.close()
+
+
+def test_base_url_placeholders_come_from_the_profiles_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in (
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "BEDROCK_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError, match="AWS_REGION"):
+        create_llm_client(ClientConfig(provider="bedrock"))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    client = create_llm_client(ClientConfig(provider="bedrock"))
+    assert client.base_url == "https://bedrock-runtime.eu-west-3.amazonaws.com"  # type: ignore[attr-defined]
+    client = create_llm_client(ClientConfig(provider="bedrock", extra={"region": "us-east-2"}))
+    assert "us-east-2" in client.base_url  # type: ignore[attr-defined]
+
+
+async def test_streamed_and_plain_completions_carry_the_same_cost(server: OpenAIServer) -> None:
+    client = client_for(server, model="gpt-4o-mini")
+    whole = (await client.complete([{"role": "user", "content": "x"}])).unwrap()
+    folded = (await client.stream_chat([{"role": "user", "content": "x"}]).completion()).unwrap()
+    assert whole.cost is not None and whole.cost > 0
+    assert folded.cost == whole.cost
+    await client.close()

@@ -320,6 +320,7 @@ class AbstractLLMClient:
             provider=self.provider_name,
             model=request.model,
             wrap_error=lambda exc: self._unexpected_stream_error(exc, request),
+            finalize=lambda completion: self._finalize(request, completion),
         )
 
     async def _stream_with_policies(

@@ -138,6 +138,15 @@ class ExtractionMaxRetriesError(ExtractionError):
 
     default_code = "extraction_max_retries"
 
+    def __init__(
+        self, message: str, *, last_error: ExtractionError | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.last_error = last_error
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "last_error": self.last_error}
+
 
 # -- programming and configuration errors: raised at once, never returned ------------------
 

@@ -110,7 +110,7 @@ class StreamAccumulator:
 class ChatStream(AsyncStream[StreamChunk, LLMError]):
     """An ``AsyncStream`` of chunks that also folds into a ``Completion``."""
 
-    __slots__ = ("model", "provider")
+    __slots__ = ("_finalize", "model", "provider")
 
     def __init__(
         self,
@@ -119,10 +119,12 @@ class ChatStream(AsyncStream[StreamChunk, LLMError]):
         provider: str,
         model: str,
         wrap_error: Callable[[BaseException], LLMError] | None = None,
+        finalize: Callable[[Completion], Completion] | None = None,
     ) -> None:
         super().__init__(source, error_type=LLMError, wrap_error=wrap_error or _as_stream_error)
         self.provider = provider
         self.model = model
+        self._finalize = finalize
 
     async def completion(self) -> Result[Completion, LLMError]:
         """Consume the stream and fold it: ``Ok(Completion)`` or ``Err`` of the failure."""
@@ -132,7 +134,10 @@ class ChatStream(AsyncStream[StreamChunk, LLMError]):
                 accumulator.add(chunk)
         except LLMError as exc:
             return Err(exc)
-        return Ok(accumulator.to_completion(self.provider, self.model))
+        completion = accumulator.to_completion(self.provider, self.model)
+        if self._finalize is not None:
+            completion = self._finalize(completion)
+        return Ok(completion)
 
     async def text(self) -> Result[str, LLMError]:
         """Consume the stream and return the answer's text."""

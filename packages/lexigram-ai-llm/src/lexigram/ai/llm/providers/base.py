@@ -62,7 +62,8 @@ class CallContext:
     model: str
     base_url: str
     profile: ProviderProfile
-    options: Mapping[str, Any] = field(default_factory=dict)
+    # Not in the repr: options may carry credentials (a Vertex access token, say).
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 class StreamDecoder(Protocol):
@@ -126,6 +127,8 @@ class ProviderProfile:
     - ``api_key_env``: environment variables tried in order for the key.
     - ``auth``: ``bearer`` (Authorization: Bearer KEY), ``header`` (``auth_header``: KEY),
       ``none``, or ``custom`` (``signer_factory`` builds a ``RequestSigner``).
+    - ``placeholder_env``: environment variables tried, in order, for each ``{placeholder}``
+      of ``base_url`` not given in the config's ``extra`` (``{"region": ("AWS_REGION",)}``).
     - ``quirks``: codec-specific knobs, overridable per client through ``ClientConfig.extra``.
     - ``capabilities``: ``stream``, ``tools``, ``thinking``, ``json_schema``, ``json_object``,
       ``vision``, ``documents``.
@@ -137,6 +140,7 @@ class ProviderProfile:
     base_url: str | None = None
     api_key_env: tuple[str, ...] = ()
     base_url_env: tuple[str, ...] = ()
+    placeholder_env: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     auth: str = "bearer"
     auth_header: str = "Authorization"
     requires_key: bool = True

@@ -950,6 +950,7 @@ PROFILES: dict[str, ProviderProfile] = {
         codec="bedrock",
         base_url="https://bedrock-runtime.{region}.amazonaws.com",
         base_url_env=("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"),
+        placeholder_env={"region": ("AWS_REGION", "AWS_DEFAULT_REGION")},
         api_key_env=("AWS_BEARER_TOKEN_BEDROCK",),
         auth="custom",
         requires_key=False,

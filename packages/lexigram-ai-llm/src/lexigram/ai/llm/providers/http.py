@@ -225,6 +225,7 @@ class HTTPLLMClient(AbstractLLMClient):
         error = self._redact(self._mapped_error(response.status, response.headers, body, ctx))
         if (
             response.status in (400, 422)
+            and getattr(self.codec, "stream_usage_option", False)
             and self._stream_usage_state is None
             and self._options.get("stream_usage", True)
         ):
@@ -370,13 +371,15 @@ def _resolve_base_url(
     if fields:
         values: dict[str, str] = {}
         for name in fields:
-            value = options.get(name) or os.environ.get(f"{profile.name.upper()}_{name.upper()}")
-            value = value or os.environ.get(name.upper())
+            conventional = f"{profile.name.upper()}_{name.upper()}"
+            candidates = (*profile.placeholder_env.get(name, ()), conventional)
+            value = options.get(name) or next(
+                (os.environ[v] for v in candidates if os.environ.get(v)), None
+            )
             if not value:
                 raise ConfigurationError(
                     f"Provider {profile.name!r} needs {name!r}: set ClientConfig(extra="
-                    f"{{'{name}': ...}}) or the {profile.name.upper()}_{name.upper()} "
-                    f"environment variable"
+                    f"{{'{name}': ...}}) or the {' or '.join(candidates)} environment variable"
                 )
             values[name] = str(value)
         url = url.format(**values)

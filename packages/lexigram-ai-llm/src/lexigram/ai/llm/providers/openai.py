@@ -86,6 +86,9 @@ class OpenAICodec:
 
     name = "openai"
     framing = Framing.SSE
+    # Streams ask for usage with ``stream_options``; the client retries once without it on a
+    # host that rejects the field (see ``HTTPLLMClient._open_stream``).
+    stream_usage_option = True
 
     # -- encode ----------------------------------------------------------------------------
 

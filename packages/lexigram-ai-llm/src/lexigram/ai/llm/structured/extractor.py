@@ -218,15 +218,13 @@ class _Engine:
             usage=usage,
             provider=last.provider,
             model=last.model,
+            last_error=last,
             details={
                 "attempts": attempts,
                 "errors": [e.message for e in errors],
-                "last_error": last,
                 "mode": plan.mode,
             },
         )
-        # ``last_error`` is named in ExtractionMaxRetriesError's contract.
-        failure.__dict__["last_error"] = last
         return Err(failure)
 
     def _check(
