@@ -73,12 +73,15 @@ _ERROR_CODES: dict[str, type[LLMError]] = {
 }
 
 
+# Looked up once per answer and once per streamed chunk: plain strings, no enum access.
+_FINISH_VALUES: dict[str, str] = {raw: normal.value for raw, normal in _FINISH.items()}
+
+
 def finish_reason(raw: str | None) -> str | None:
     """Normalised finish reason (unknown values pass through)."""
     if raw is None:
         return None
-    normal = _FINISH.get(raw)
-    return normal.value if normal is not None else raw
+    return _FINISH_VALUES.get(raw, raw)
 
 
 class OpenAICodec:
@@ -196,14 +199,19 @@ class OpenAICodec:
         reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
         if not reasoning and "<think>" in content:
             content, reasoning = split_think_tags(content)
-        tool_calls = tuple(
-            ToolCall(
-                id=tc.get("id") or f"call_{i}",
-                function=FunctionCall(
-                    tc["function"]["name"], tc["function"].get("arguments") or "{}"
-                ),
+        raw_tools = message.get("tool_calls")
+        tool_calls = (
+            tuple(
+                ToolCall(
+                    id=tc.get("id") or f"call_{i}",
+                    function=FunctionCall(
+                        tc["function"]["name"], tc["function"].get("arguments") or "{}"
+                    ),
+                )
+                for i, tc in enumerate(raw_tools)
             )
-            for i, tc in enumerate(message.get("tool_calls") or ())
+            if raw_tools
+            else ()
         )
         usage = _usage(data.get("usage"))
         raw_finish = choice.get("finish_reason")
