@@ -158,8 +158,6 @@ class HTTPLLMClient(AbstractLLMClient):
     async def _do_complete(self, request: ChatRequest) -> Completion:
         http, ctx = await self._prepare(request, stream=False)
         transport = self._transport_for_call()
-        from lexigram.ai.llm._transport import aiohttp
-
         try:
             async with transport.session().request(
                 http.method,
@@ -177,7 +175,7 @@ class HTTPLLMClient(AbstractLLMClient):
                 provider=self.provider_name,
                 model=request.model,
             ) from exc
-        except aiohttp.ClientError as exc:
+        except transport.ClientError as exc:
             raise self._connection_error(exc, request) from exc
         if self.rate_limiter is not None:
             self.rate_limiter.update_from_headers(self.provider_name, request.model, headers)
