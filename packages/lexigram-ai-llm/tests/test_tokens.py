@@ -256,9 +256,14 @@ def test_huggingface_counter_from_the_bundled_gguf_vocabulary() -> None:
     counter = HuggingFaceCounter.smollm2()
     assert counter.kind == "gguf"
     vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
-    for text in TEXTS:
-        expected = len(vocab.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
-        assert int(counter.count(text)) == expected
+    try:
+        for text in TEXTS:
+            expected = (
+                len(vocab.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
+            )
+            assert int(counter.count(text)) == expected
+    finally:
+        vocab.close()
     registry = TokenCounterRegistry.default()
     assert int(registry.count(TEXTS[0], model="SmolLM2-135M-Instruct")) == int(
         counter.count(TEXTS[0])

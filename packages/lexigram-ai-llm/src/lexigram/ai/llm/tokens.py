@@ -15,6 +15,7 @@ Every count is a ``TokenCount``: an ``int`` that also carries ``encoding``, ``es
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import importlib
 import math
@@ -585,6 +586,8 @@ class HuggingFaceCounter(TokenCounter):
                 "'lexigram-ai-llm[local]'"
             ) from None
         vocab = Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+        # Free llama.cpp's handle before interpreter teardown, when its own __del__ would fail.
+        atexit.register(vocab.close)
         lock = threading.Lock()
 
         def count(text: str) -> int:
