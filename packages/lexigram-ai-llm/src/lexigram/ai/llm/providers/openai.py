@@ -15,14 +15,24 @@ import orjson
 
 from lexigram.ai.llm._framing import SSEEvent
 from lexigram.ai.llm.exceptions import (
-    InvalidRequestError,
     LLMContentFilterError,
     LLMError,
     LLMModelNotFoundError,
     LLMQuotaExceededError,
-    StreamError,
     TokenLimitError,
     error_for_status,
+)
+from lexigram.ai.llm.providers._codec_common import (
+    apply_extra_body,
+    error_document,
+    error_payload,
+    invalid_request,
+    mid_stream_error,
+    parse_answer,
+    parse_event,
+    request_headers,
+    thinking_result,
+    truncated_stream_error,
 )
 from lexigram.ai.llm.providers._thinktags import ThinkTagSplitter, split_think_tags
 from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
@@ -39,7 +49,6 @@ from lexigram.ai.llm.types import (
     StreamChunk,
     TextPart,
     ThinkingBlock,
-    ThinkingResult,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -155,43 +164,29 @@ class OpenAICodec:
             body["stream"] = True
             if options.get("stream_usage", True):
                 body["stream_options"] = {"include_usage": True}
-        passthrough = request.extra.get("body")
-        if isinstance(passthrough, Mapping):
-            body.update(passthrough)
-        for key, value in request.extra.items():
-            if key not in ("body", "headers"):
-                body.setdefault(key, value)
+        apply_extra_body(body, request.extra)
         url = ctx.base_url + options.get("chat_path", "/chat/completions").format(
             model=request.model
         )
         query = options.get("query")
         if query:
             url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
-        headers: dict[str, str] = {}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        extra_headers = request.extra.get("headers")
-        if isinstance(extra_headers, Mapping):
-            headers.update(extra_headers)
+        headers = request_headers(request.extra, accept="text/event-stream" if stream else None)
         return HTTPRequest("POST", url, headers, orjson.dumps(body))
 
     # -- decode ----------------------------------------------------------------------------
 
     def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         """A ``chat.completion`` object to a ``Completion``."""
-        data = _loads(body, ctx)
+        data = parse_answer(body, ctx, what="a chat completion")
         if "error" in data and not data.get("choices"):
             raise _error_from_payload(data["error"], 200, headers, ctx)
         try:
             choice = data["choices"][0]
             message = choice.get("message") or {}
         except (KeyError, IndexError, TypeError) as exc:
-            raise InvalidRequestError(
-                "The provider's answer has no choices; it is not a chat completion",
-                provider=ctx.provider,
-                model=ctx.model,
-                retryable=False,
-                provider_message=body[:200].decode("utf-8", "replace"),
+            raise invalid_request(
+                "The provider's answer has no choices; it is not a chat completion", ctx, data=body
             ) from exc
         content = message.get("content") or ""
         if isinstance(content, list):  # some hosts send parts
@@ -222,11 +217,7 @@ class OpenAICodec:
                 model=ctx.model,
                 provider_message=message["refusal"],
             )
-        thinking = (
-            ThinkingResult.from_blocks((ThinkingBlock(reasoning),), usage.reasoning_tokens or None)
-            if reasoning
-            else None
-        )
+        thinking = thinking_result((ThinkingBlock(reasoning),) if reasoning else (), usage)
         return Completion(
             content=content,
             model=data.get("model") or ctx.model,
@@ -249,15 +240,7 @@ class OpenAICodec:
         self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
     ) -> LLMError:
         """``{"error": {"message", "type", "code", "param"}}`` plus the status."""
-        try:
-            data = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            data = {}
-        payload = data.get("error") if isinstance(data, Mapping) else None
-        if isinstance(payload, str):
-            payload = {"message": payload}
-        if not isinstance(payload, Mapping):
-            payload = {"message": body[:300].decode("utf-8", "replace") if body else None}
+        payload = error_payload(error_document(body), body, allow_string=True)
         return _error_from_payload(payload, status, headers, ctx)
 
 
@@ -286,19 +269,6 @@ def _error_from_payload(
         code=str(code or kind_name or "") or None,
         details={"type": kind_name, "param": payload.get("param")},
     )
-
-
-def _loads(body: bytes, ctx: CallContext) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise StreamError(
-            "The provider's answer is not valid JSON (truncated or not a chat completion)",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=True,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        ) from exc
 
 
 def _usage(data: Mapping[str, Any] | None) -> Usage:
@@ -404,35 +374,13 @@ class OpenAIStreamDecoder:
             return self._flush()
         if not data:
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise StreamError(
-                "The provider sent a stream chunk that is not valid JSON",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-                retryable=False,
-                provider_message=data[:200].decode("utf-8", "replace"),
-            ) from exc
-        if not isinstance(payload, dict):
-            raise StreamError(
-                "The provider sent a stream chunk that is not a JSON object",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-            )
+        payload = parse_event(data, self._ctx, noun="stream chunk")
         error = payload.get("error")
         if error and not payload.get("choices"):
             if isinstance(error, str):
                 error = {"message": error}
             inner = _error_from_payload(error, 200, {}, self._ctx)
-            raise StreamError(
-                "The provider reported an error mid-stream",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-                retryable=inner.retryable,
-                code=inner.code,
-                provider_message=inner.provider_message,
-            )
+            raise mid_stream_error(inner, self._ctx, carry_details=False)
         usage_data = payload.get("usage")
         if usage_data is None and self._usage_in_body:
             usage_data = (payload.get(self._usage_in_body) or {}).get("usage")
@@ -500,13 +448,10 @@ class OpenAIStreamDecoder:
     def finish(self) -> list[StreamChunk]:
         if self._done:
             return []
-        raise StreamError(
+        raise truncated_stream_error(
             "The stream ended before the provider's terminal event ([DONE]); the answer is "
             "incomplete",
-            provider=self._ctx.provider,
-            model=self._ctx.model,
-            retryable=True,
-            code="stream_truncated",
+            self._ctx,
         )
 
 

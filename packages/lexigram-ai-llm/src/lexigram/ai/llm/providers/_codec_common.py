@@ -1,0 +1,210 @@
+"""Pieces the wire-family codecs share, where the logic is the same in every family that uses it.
+
+Pure functions, no I/O: reading an error body, applying a request's ``extra`` passthrough,
+building the typed errors for an answer that is malformed or cut short. What a family does its
+own way (its error types, which ``extra`` keys it keeps for itself, its messages) stays in its
+codec and comes in here as an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from lexigram.ai.llm.exceptions import InvalidRequestError, LLMError, StreamError
+from lexigram.ai.llm.providers.base import CallContext
+from lexigram.ai.llm.types import ThinkingBlock, ThinkingResult, Usage
+
+__all__ = [
+    "EXTRA_BODY_AND_HEADERS",
+    "apply_extra_body",
+    "error_document",
+    "error_message",
+    "error_payload",
+    "excerpt",
+    "invalid_request",
+    "mid_stream_error",
+    "parse_answer",
+    "parse_event",
+    "request_headers",
+    "stream_error",
+    "thinking_result",
+    "truncated_stream_error",
+]
+
+#: The ``extra`` keys every codec reads itself (``body`` and ``headers``), never copied into
+#: the JSON body as fields.
+EXTRA_BODY_AND_HEADERS = frozenset({"body", "headers"})
+
+
+def excerpt(data: bytes, limit: int = 200) -> str:
+    """The first ``limit`` bytes of what the provider sent, as text for an error message."""
+    return data[:limit].decode("utf-8", "replace")
+
+
+# -- errors answered with a non-2xx status --------------------------------------------------
+
+
+def error_document(body: bytes) -> Mapping[str, Any]:
+    """An error body's JSON object; ``{}`` when the body is empty, not JSON (a proxy's HTML
+    page) or not an object, so that the status decides."""
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, Mapping) else {}
+
+
+def error_message(value: Any, body: bytes) -> str | None:
+    """``value`` when the provider's message is a string; else the first 300 bytes of the
+    body (``None`` when it is empty)."""
+    if isinstance(value, str):
+        return value
+    return excerpt(body, 300) if body else None
+
+
+def error_payload(
+    document: Mapping[str, Any], body: bytes, *, allow_string: bool = False
+) -> Mapping[str, Any]:
+    """The ``error`` object of an ``{"error": {...}}`` body; ``{"message": <body excerpt>}``
+    when there is none. ``allow_string`` takes ``{"error": "text"}`` as that message."""
+    payload = document.get("error")
+    if allow_string and isinstance(payload, str):
+        return {"message": payload}
+    if not isinstance(payload, Mapping):
+        return {"message": error_message(None, body)}
+    return payload
+
+
+# -- encode ---------------------------------------------------------------------------------
+
+
+def apply_extra_body(
+    body: dict[str, Any],
+    extra: Mapping[str, Any],
+    *,
+    reserved: Container[str] = EXTRA_BODY_AND_HEADERS,
+    renames: Mapping[str, str] | None = None,
+) -> None:
+    """Apply ``request.extra`` to a JSON ``body``: the fields of ``extra["body"]`` replace the
+    codec's, and every other key not in ``reserved`` is added where the codec set nothing
+    (under its wire name from ``renames``)."""
+    passthrough = extra.get("body")
+    if isinstance(passthrough, Mapping):
+        body.update(passthrough)
+    for key, value in extra.items():
+        if key not in reserved:
+            body.setdefault(renames.get(key, key) if renames else key, value)
+
+
+def request_headers(extra: Mapping[str, Any], *, accept: str | None = None) -> dict[str, str]:
+    """The request's own headers: ``Accept`` when given (a stream's media type), then
+    ``extra["headers"]`` over it."""
+    headers: dict[str, str] = {}
+    if accept:
+        headers["Accept"] = accept
+    extra_headers = extra.get("headers")
+    if isinstance(extra_headers, Mapping):
+        headers.update(extra_headers)
+    return headers
+
+
+# -- decode ---------------------------------------------------------------------------------
+
+
+def thinking_result(blocks: Sequence[ThinkingBlock], usage: Usage) -> ThinkingResult | None:
+    """The answer's reasoning from its blocks, counted by the usage's reasoning tokens when
+    the provider reports them; ``None`` when there are no blocks."""
+    if not blocks:
+        return None
+    return ThinkingResult.from_blocks(tuple(blocks), usage.reasoning_tokens or None)
+
+
+def invalid_request(
+    message: str, ctx: CallContext, *, data: bytes | None = None, code: str | None = None
+) -> InvalidRequestError:
+    """A request or answer that retrying will not fix, with an excerpt of ``data`` (what the
+    provider sent) when given."""
+    return InvalidRequestError(
+        message,
+        provider=ctx.provider,
+        model=ctx.model,
+        retryable=False,
+        code=code,
+        provider_message=None if data is None else excerpt(data),
+    )
+
+
+def parse_answer(body: bytes, ctx: CallContext, *, what: str) -> Any:
+    """A non-streamed answer's JSON; a retryable ``StreamError`` when it is not JSON (cut
+    short, or not ``what`` at all)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise stream_error(
+            f"The provider's answer is not valid JSON (truncated or not {what})",
+            ctx,
+            data=body,
+            retryable=True,
+        ) from exc
+
+
+# -- streams --------------------------------------------------------------------------------
+
+
+def stream_error(
+    message: str,
+    ctx: CallContext,
+    *,
+    data: bytes | None = None,
+    retryable: bool | None = None,
+    code: str | None = None,
+) -> StreamError:
+    """A broken stream or answer, with an excerpt of ``data`` (what the provider sent) when
+    given."""
+    return StreamError(
+        message,
+        provider=ctx.provider,
+        model=ctx.model,
+        retryable=retryable,
+        code=code,
+        provider_message=None if data is None else excerpt(data),
+    )
+
+
+def parse_event(data: bytes, ctx: CallContext, *, noun: str) -> dict[str, Any]:
+    """One SSE event's JSON object; a ``StreamError`` naming the ``noun`` ("stream chunk",
+    "stream event") when it is not JSON or not an object."""
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise stream_error(
+            f"The provider sent a {noun} that is not valid JSON", ctx, data=data, retryable=False
+        ) from exc
+    if not isinstance(payload, dict):
+        raise stream_error(f"The provider sent a {noun} that is not a JSON object", ctx)
+    return payload
+
+
+def mid_stream_error(
+    inner: LLMError, ctx: CallContext, *, carry_details: bool = True
+) -> StreamError:
+    """An error event inside a stream, as a ``StreamError`` that keeps the typed ``inner``
+    error's retryability, code and message; ``carry_details`` also keeps its details and names
+    its class."""
+    return StreamError(
+        "The provider reported an error mid-stream",
+        provider=ctx.provider,
+        model=ctx.model,
+        retryable=inner.retryable,
+        code=inner.code,
+        provider_message=inner.provider_message,
+        details={**inner.details, "error_class": type(inner).__name__} if carry_details else None,
+    )
+
+
+def truncated_stream_error(message: str, ctx: CallContext) -> StreamError:
+    """A stream whose body ended before the provider's terminal event (retryable)."""
+    return stream_error(message, ctx, retryable=True, code="stream_truncated")
