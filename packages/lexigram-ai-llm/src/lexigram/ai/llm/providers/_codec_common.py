@@ -19,6 +19,7 @@ from lexigram.ai.llm.types import ThinkingBlock, ThinkingResult, Usage
 
 __all__ = [
     "EXTRA_BODY_AND_HEADERS",
+    "SHAPE_ERRORS",
     "apply_extra_body",
     "error_document",
     "error_message",
@@ -37,6 +38,10 @@ __all__ = [
 #: The ``extra`` keys every codec reads itself (``body`` and ``headers``), never copied into
 #: the JSON body as fields.
 EXTRA_BODY_AND_HEADERS = frozenset({"body", "headers"})
+
+#: What reading well-formed JSON of an unexpected shape raises on the way through a decoder;
+#: a codec catches these and answers a typed error instead.
+SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
 
 
 def excerpt(data: bytes, limit: int = 200) -> str:

@@ -54,9 +54,22 @@ from lexigram.ai.llm.exceptions import (
     LLMRateLimitError,
     LLMTimeoutError,
     ProviderError,
-    StreamError,
     TokenLimitError,
     error_for_status,
+)
+from lexigram.ai.llm.providers._codec_common import (
+    SHAPE_ERRORS,
+    apply_extra_body,
+    error_document,
+    error_payload,
+    invalid_request,
+    mid_stream_error,
+    parse_answer,
+    parse_event,
+    request_headers,
+    stream_error,
+    thinking_result,
+    truncated_stream_error,
 )
 from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
 from lexigram.ai.llm.types import (
@@ -73,7 +86,6 @@ from lexigram.ai.llm.types import (
     StreamChunk,
     TextPart,
     ThinkingBlock,
-    ThinkingResult,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -111,9 +123,6 @@ _ERROR_TYPES: dict[str, type[LLMError]] = {
 }
 
 _TOOL_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
-
-# What reading valid JSON of an unexpected shape raises; it becomes a typed error.
-_SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
 
 
 def finish_reason(raw: str | None) -> str | None:
@@ -153,12 +162,10 @@ class AnthropicCodec:
             elif max_tokens <= budget:
                 budget = max_tokens - 1
                 if budget < MIN_THINKING_BUDGET:
-                    raise InvalidRequestError(
+                    raise invalid_request(
                         f"Extended thinking needs max_tokens above {MIN_THINKING_BUDGET} "
                         f"(got {max_tokens}); raise max_tokens or turn thinking off",
-                        provider=ctx.provider,
-                        model=ctx.model,
-                        retryable=False,
+                        ctx,
                     )
             config: dict[str, Any] = {"type": "enabled", "budget_tokens": budget}
             if not thinking.include_thoughts:
@@ -214,18 +221,8 @@ class AnthropicCodec:
             body["tool_choice"] = tool_choice
         if stream:
             body["stream"] = True
-        passthrough = request.extra.get("body")
-        if isinstance(passthrough, Mapping):
-            body.update(passthrough)
-        for key, value in request.extra.items():
-            if key not in ("body", "headers"):
-                body.setdefault(key, value)
-        headers: dict[str, str] = {}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        extra_headers = request.extra.get("headers")
-        if isinstance(extra_headers, Mapping):
-            headers.update(extra_headers)
+        apply_extra_body(body, request.extra)
+        headers = request_headers(request.extra, accept="text/event-stream" if stream else None)
         url = ctx.base_url + options.get("messages_path", "/v1/messages")
         return HTTPRequest("POST", url, headers, orjson.dumps(body))
 
@@ -233,10 +230,10 @@ class AnthropicCodec:
 
     def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         """A ``message`` object to a ``Completion``."""
-        data = _loads(body, ctx)
+        data = parse_answer(body, ctx, what="a message")
         try:
             return self._decode_data(data, body, headers, ctx)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             raise _not_a_message(body, ctx) from exc
 
     def _decode_data(
@@ -292,11 +289,7 @@ class AnthropicCodec:
             raw_finish_reason=raw_finish,
             tool_calls=tuple(tool_calls),
             usage=usage,
-            thinking=(
-                ThinkingResult.from_blocks(tuple(thinking), usage.reasoning_tokens or None)
-                if thinking
-                else None
-            ),
+            thinking=thinking_result(thinking, usage),
             id=data.get("id"),
         )
 
@@ -310,16 +303,10 @@ class AnthropicCodec:
         self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
     ) -> LLMError:
         """``{"type": "error", "error": {"type", "message"}, "request_id"}`` plus the status."""
-        try:
-            data = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            data = {}
-        payload = data.get("error") if isinstance(data, Mapping) else None
-        if not isinstance(payload, Mapping):
-            # A proxy's HTML page (413 comes from Cloudflare): the status decides.
-            payload = {"message": body[:300].decode("utf-8", "replace") if body else None}
-        error = _error_from_payload(payload, status, headers, ctx)
-        if isinstance(data, Mapping) and data.get("request_id"):
+        # A proxy's HTML page (413 comes from Cloudflare) has no payload: the status decides.
+        data = error_document(body)
+        error = _error_from_payload(error_payload(data, body), status, headers, ctx)
+        if data.get("request_id"):
             error.request_id = str(data["request_id"])
         return error
 
@@ -342,27 +329,12 @@ def _error_from_payload(
     )
 
 
-def _loads(body: bytes, ctx: CallContext) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise StreamError(
-            "The provider's answer is not valid JSON (truncated or not a message)",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=True,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        ) from exc
-
-
 def _not_a_message(body: bytes, ctx: CallContext) -> LLMError:
-    return InvalidRequestError(
+    return invalid_request(
         "The provider's answer does not have the shape of a Messages response",
-        provider=ctx.provider,
-        model=ctx.model,
-        retryable=False,
+        ctx,
+        data=body,
         code="malformed_response",
-        provider_message=body[:200].decode("utf-8", "replace"),
     )
 
 
@@ -564,32 +536,16 @@ class AnthropicStreamDecoder:
         data = event.data
         if not data:
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise StreamError(
-                "The provider sent a stream event that is not valid JSON",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-                retryable=False,
-                provider_message=data[:200].decode("utf-8", "replace"),
-            ) from exc
-        if not isinstance(payload, dict):
-            raise StreamError(
-                "The provider sent a stream event that is not a JSON object",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-            )
+        payload = parse_event(data, self._ctx, noun="stream event")
         try:
             return self._dispatch(payload, event)
-        except _SHAPE_ERRORS as exc:
-            raise StreamError(
+        except SHAPE_ERRORS as exc:
+            raise stream_error(
                 "The provider sent a stream event of an unexpected shape",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
+                self._ctx,
+                data=data,
                 retryable=False,
                 code="malformed_event",
-                provider_message=data[:200].decode("utf-8", "replace"),
             ) from exc
 
     def _dispatch(self, payload: dict[str, Any], event: SSEEvent) -> list[StreamChunk]:
@@ -689,10 +645,9 @@ class AnthropicStreamDecoder:
                 # The same compact JSON text ``decode`` gives for this answer.
                 text = orjson.dumps(orjson.loads(text)).decode()
             except orjson.JSONDecodeError as exc:
-                raise StreamError(
+                raise stream_error(
                     "The structured answer in the stream is not valid JSON",
-                    provider=self._ctx.provider,
-                    model=self._ctx.model,
+                    self._ctx,
                     retryable=False,
                 ) from exc
             self._structured = True
@@ -720,27 +675,16 @@ class AnthropicStreamDecoder:
     def _raise_error(self, payload: Mapping[str, Any]) -> None:
         error = payload.get("error")
         body = error if isinstance(error, Mapping) else {}
-        inner = _error_from_payload(body, 500, {}, self._ctx)
-        raise StreamError(
-            "The provider reported an error mid-stream",
-            provider=self._ctx.provider,
-            model=self._ctx.model,
-            retryable=inner.retryable,
-            code=inner.code,
-            provider_message=inner.provider_message,
-            details={"type": body.get("type"), "error_class": type(inner).__name__},
-        )
+        # The inner error's details are ``{"type": ...}``: the stream error keeps them.
+        raise mid_stream_error(_error_from_payload(body, 500, {}, self._ctx), self._ctx)
 
     def finish(self) -> list[StreamChunk]:
         if self._done:
             return []
-        raise StreamError(
+        raise truncated_stream_error(
             "The stream ended before the provider's terminal event (message_stop); the answer "
             "is incomplete",
-            provider=self._ctx.provider,
-            model=self._ctx.model,
-            retryable=True,
-            code="stream_truncated",
+            self._ctx,
         )
 
 
