@@ -52,13 +52,16 @@ def excerpt(data: bytes, limit: int = 200) -> str:
 # -- errors answered with a non-2xx status --------------------------------------------------
 
 
-def error_document(body: bytes) -> Mapping[str, Any]:
+def error_document(body: bytes, *, unwrap_list: bool = False) -> Mapping[str, Any]:
     """An error body's JSON object; ``{}`` when the body is empty, not JSON (a proxy's HTML
-    page) or not an object, so that the status decides."""
+    page) or not an object, so that the status decides. ``unwrap_list`` reads the first
+    element of a JSON array (Google's streaming endpoints answer errors in one)."""
     try:
         data = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError:
         return {}
+    if unwrap_list and isinstance(data, list) and data:
+        data = data[0]
     return data if isinstance(data, Mapping) else {}
 
 

@@ -56,8 +56,22 @@ from lexigram.ai.llm.exceptions import (
     LLMRateLimitError,
     LLMTimeoutError,
     ProviderError,
-    StreamError,
     error_for_status,
+)
+from lexigram.ai.llm.providers._codec_common import (
+    EXTRA_BODY_AND_HEADERS,
+    SHAPE_ERRORS,
+    apply_extra_body,
+    error_document,
+    error_payload,
+    invalid_request,
+    mid_stream_error,
+    parse_answer,
+    parse_event,
+    request_headers,
+    stream_error,
+    thinking_result,
+    truncated_stream_error,
 )
 from lexigram.ai.llm.providers._google_auth import vertex_signer_factory
 from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
@@ -75,7 +89,6 @@ from lexigram.ai.llm.types import (
     StreamChunk,
     TextPart,
     ThinkingBlock,
-    ThinkingResult,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -131,9 +144,6 @@ _REASONS: dict[str, type[LLMError]] = {
     "RATE_LIMIT_EXCEEDED": LLMRateLimitError,
 }
 
-# What reading valid JSON of an unexpected shape raises; it becomes a typed error.
-_SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
-
 # Request keyword arguments that belong in ``generationConfig``.
 _GENERATION_EXTRAS = {
     "top_k": "topK",
@@ -150,6 +160,8 @@ _BODY_EXTRAS = {
     "cached_content": "cachedContent",
     "labels": "labels",
 }
+# Request keyword arguments not copied into the body as they are.
+_RESERVED_EXTRA = EXTRA_BODY_AND_HEADERS | frozenset(_GENERATION_EXTRAS)
 
 
 def finish_reason(raw: str | None, *, called_tools: bool = False) -> str | None:
@@ -224,19 +236,8 @@ class GeminiCodec:
                 config[field] = request.extra[key]
         if config:
             body["generationConfig"] = config
-        passthrough = request.extra.get("body")
-        if isinstance(passthrough, Mapping):
-            body.update(passthrough)
-        for key, value in request.extra.items():
-            if key in ("body", "headers") or key in _GENERATION_EXTRAS:
-                continue
-            body.setdefault(_BODY_EXTRAS.get(key, key), value)
-        headers: dict[str, str] = {}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        extra_headers = request.extra.get("headers")
-        if isinstance(extra_headers, Mapping):
-            headers.update(extra_headers)
+        apply_extra_body(body, request.extra, reserved=_RESERVED_EXTRA, renames=_BODY_EXTRAS)
+        headers = request_headers(request.extra, accept="text/event-stream" if stream else None)
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return HTTPRequest(
             "POST", _model_url(request.model, ctx) + ":" + method, headers, orjson.dumps(body)
@@ -246,10 +247,10 @@ class GeminiCodec:
 
     def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         """A ``GenerateContentResponse`` to a ``Completion``."""
-        data = _loads(body, ctx)
+        data = parse_answer(body, ctx, what="a GenerateContentResponse")
         try:
             return self._decode_data(data, body, headers, ctx)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             raise _not_a_response(body, ctx) from exc
 
     def _decode_data(
@@ -282,11 +283,7 @@ class GeminiCodec:
             raw_finish_reason=raw_finish,
             tool_calls=tuple(calls),
             usage=usage,
-            thinking=(
-                ThinkingResult.from_blocks(tuple(blocks), usage.reasoning_tokens or None)
-                if blocks
-                else None
-            ),
+            thinking=thinking_result(blocks, usage),
             id=data.get("responseId"),
         )
 
@@ -300,15 +297,7 @@ class GeminiCodec:
         self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
     ) -> LLMError:
         """``{"error": {"code", "message", "status", "details"}}`` plus the HTTP status."""
-        try:
-            data = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            data = {}
-        if isinstance(data, list) and data:
-            data = data[0]
-        payload = data.get("error") if isinstance(data, Mapping) else None
-        if not isinstance(payload, Mapping):
-            payload = {"message": body[:300].decode("utf-8", "replace") if body else None}
+        payload = error_payload(error_document(body, unwrap_list=True), body)
         return _error_from_status(payload, status, headers, ctx)
 
 
@@ -388,13 +377,11 @@ def _error_from_status(
 
 
 def _not_a_response(body: bytes, ctx: CallContext) -> LLMError:
-    return InvalidRequestError(
+    return invalid_request(
         "The provider's answer does not have the shape of a GenerateContentResponse",
-        provider=ctx.provider,
-        model=ctx.model,
-        retryable=False,
+        ctx,
+        data=body,
         code="malformed_response",
-        provider_message=body[:200].decode("utf-8", "replace"),
     )
 
 
@@ -406,19 +393,6 @@ def _duration(value: Any) -> float | None:
         return max(0.0, float(value[:-1]))
     except ValueError:
         return None
-
-
-def _loads(body: bytes, ctx: CallContext) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise StreamError(
-            "The provider's answer is not valid JSON (truncated or not a GenerateContentResponse)",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=True,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        ) from exc
 
 
 def _first_candidate(data: Mapping[str, Any], ctx: CallContext) -> Mapping[str, Any] | None:
@@ -579,47 +553,23 @@ class GeminiStreamDecoder:
         data = event.data
         if not data or data == b"[DONE]":
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise StreamError(
-                "The provider sent a stream chunk that is not valid JSON",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-                retryable=False,
-                provider_message=data[:200].decode("utf-8", "replace"),
-            ) from exc
-        if not isinstance(payload, dict):
-            raise StreamError(
-                "The provider sent a stream chunk that is not a JSON object",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-            )
+        payload = parse_event(data, self._ctx, noun="stream chunk")
         try:
             return self._dispatch(payload)
-        except _SHAPE_ERRORS as exc:
-            raise StreamError(
+        except SHAPE_ERRORS as exc:
+            raise stream_error(
                 "The provider sent a stream chunk of an unexpected shape",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
+                self._ctx,
+                data=data,
                 retryable=False,
                 code="malformed_event",
-                provider_message=data[:200].decode("utf-8", "replace"),
             ) from exc
 
     def _dispatch(self, payload: dict[str, Any]) -> list[StreamChunk]:
         error = payload.get("error")
         if isinstance(error, Mapping):
             inner = _error_from_status(error, int(error.get("code") or 500), {}, self._ctx)
-            raise StreamError(
-                "The provider reported an error mid-stream",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
-                retryable=inner.retryable,
-                code=inner.code,
-                provider_message=inner.provider_message,
-                details={**inner.details, "error_class": type(inner).__name__},
-            )
+            raise mid_stream_error(inner, self._ctx)
         self._model = payload.get("modelVersion") or self._model
         self._id = payload.get("responseId") or self._id
         if payload.get("usageMetadata"):
@@ -675,13 +625,10 @@ class GeminiStreamDecoder:
     def finish(self) -> list[StreamChunk]:
         if self._finished:
             return []
-        raise StreamError(
+        raise truncated_stream_error(
             "The stream ended before the provider reported a finish reason; the answer is "
             "incomplete",
-            provider=self._ctx.provider,
-            model=self._ctx.model,
-            retryable=True,
-            code="stream_truncated",
+            self._ctx,
         )
 
 
@@ -780,13 +727,11 @@ def _encode_messages(
         if role is Role.TOOL:
             name = message.name or call_names.get(message.tool_call_id or "")
             if not name:
-                raise InvalidRequestError(
+                raise invalid_request(
                     "Gemini matches tool results to calls by function name: give the tool "
                     "message a 'name', or keep the assistant message with its tool_calls in "
                     "the history",
-                    provider=ctx.provider,
-                    model=ctx.model,
-                    retryable=False,
+                    ctx,
                 )
             turn_role, parts = "user", [_function_response(message, name)]
         elif role is Role.ASSISTANT:
