@@ -28,6 +28,7 @@ __all__ = [
     "invalid_request",
     "mid_stream_error",
     "parse_answer",
+    "parse_answer_object",
     "parse_event",
     "request_headers",
     "stream_error",
@@ -145,18 +146,26 @@ def invalid_request(
     )
 
 
-def parse_answer(body: bytes, ctx: CallContext, *, what: str) -> Any:
+def parse_answer(body: bytes, ctx: CallContext, *, what: str, who: str = "The provider") -> Any:
     """A non-streamed answer's JSON; a retryable ``StreamError`` when it is not JSON (cut
-    short, or not ``what`` at all)."""
+    short, or not ``what`` at all). ``who`` names the sender in the message."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise stream_error(
-            f"The provider's answer is not valid JSON (truncated or not {what})",
+            f"{who}'s answer is not valid JSON (truncated or not {what})",
             ctx,
             data=body,
             retryable=True,
         ) from exc
+
+
+def parse_answer_object(body: bytes, ctx: CallContext, *, what: str, who: str) -> dict[str, Any]:
+    """``parse_answer``, and a ``StreamError`` when the JSON is not an object."""
+    data = parse_answer(body, ctx, what=what, who=who)
+    if not isinstance(data, dict):
+        raise stream_error(f"{who}'s answer is not a JSON object", ctx, data=body)
+    return data
 
 
 # -- streams --------------------------------------------------------------------------------

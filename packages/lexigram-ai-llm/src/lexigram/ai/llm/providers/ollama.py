@@ -17,11 +17,22 @@ from typing import Any
 import orjson
 
 from lexigram.ai.llm.exceptions import (
-    InvalidRequestError,
     LLMError,
     LLMModelNotFoundError,
     StreamError,
     error_for_status,
+)
+from lexigram.ai.llm.providers._codec_common import (
+    SHAPE_ERRORS,
+    apply_extra_body,
+    error_document,
+    error_message,
+    invalid_request,
+    parse_answer_object,
+    request_headers,
+    stream_error,
+    thinking_result,
+    truncated_stream_error,
 )
 from lexigram.ai.llm.providers._thinktags import ThinkTagSplitter, split_think_tags
 from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
@@ -38,7 +49,6 @@ from lexigram.ai.llm.types import (
     TextPart,
     ThinkingBlock,
     ThinkingConfig,
-    ThinkingResult,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -112,12 +122,10 @@ class OllamaCodec:
             body["options"] = options
         tools_wanted = request.tool_choice != "none"
         if request.tool_choice not in (None, "auto", "none"):
-            raise InvalidRequestError(
+            raise invalid_request(
                 f"Ollama cannot force a tool call (tool_choice={request.tool_choice!r}); use "
                 "'auto' or 'none'",
-                provider=ctx.provider,
-                model=ctx.model,
-                retryable=False,
+                ctx,
             )
         if request.tools and tools_wanted:
             body["tools"] = [
@@ -141,18 +149,8 @@ class OllamaCodec:
         keep_alive = request.extra.get("keep_alive", config.get("keep_alive"))
         if keep_alive is not None:
             body["keep_alive"] = keep_alive
-        passthrough = request.extra.get("body")
-        if isinstance(passthrough, Mapping):
-            body.update(passthrough)
-        for key, value in request.extra.items():
-            if key not in _RESERVED_EXTRA:
-                body.setdefault(key, value)
-        headers: dict[str, str] = {}
-        if stream:
-            headers["Accept"] = "application/x-ndjson"
-        extra_headers = request.extra.get("headers")
-        if isinstance(extra_headers, Mapping):
-            headers.update(extra_headers)
+        apply_extra_body(body, request.extra, reserved=_RESERVED_EXTRA)
+        headers = request_headers(request.extra, accept="application/x-ndjson" if stream else None)
         return HTTPRequest("POST", ctx.base_url + "/api/chat", headers, orjson.dumps(body))
 
     # -- decode ----------------------------------------------------------------------------
@@ -161,11 +159,11 @@ class OllamaCodec:
         """One ``ChatResponse`` object (``"stream": false``) to a ``Completion``."""
         try:
             return self._decode(body, ctx)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             raise _malformed("Ollama's answer", body, ctx) from exc
 
     def _decode(self, body: bytes, ctx: CallContext) -> Completion:
-        data = _loads_object(body, ctx)
+        data = parse_answer_object(body, ctx, what="a chat response", who="Ollama")
         if "error" in data:
             raise _error_in_body(data, ctx)
         message = data.get("message") or {}
@@ -177,6 +175,7 @@ class OllamaCodec:
             _tool_call(raw, i, ctx) for i, raw in enumerate(message.get("tool_calls") or ())
         )
         raw_finish = data.get("done_reason")
+        usage = _usage(data)
         return Completion(
             content=content,
             model=data.get("model") or ctx.model,
@@ -184,8 +183,8 @@ class OllamaCodec:
             finish_reason=finish_reason(raw_finish, tool_calls=bool(tool_calls)),
             raw_finish_reason=raw_finish,
             tool_calls=tool_calls,
-            usage=_usage(data),
-            thinking=ThinkingResult.from_blocks((ThinkingBlock(reasoning),)) if reasoning else None,
+            usage=usage,
+            thinking=thinking_result((ThinkingBlock(reasoning),) if reasoning else (), usage),
         )
 
     def stream_decoder(self, ctx: CallContext) -> OllamaStreamDecoder:
@@ -211,28 +210,21 @@ class OllamaCodec:
                 retryable=False,
                 provider_message=message,
             )
-        if message is None and body:
-            message = body[:300].decode("utf-8", "replace")
         return error_for_status(
             status,
             provider=ctx.provider,
             model=ctx.model,
             headers=headers,
-            provider_message=message,
+            provider_message=error_message(message, body),
         )
 
 
-# What a well-formed JSON value of the wrong shape raises on the way through a decoder.
-_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
-
-
 def _malformed(what: str, data: bytes, ctx: CallContext) -> StreamError:
-    return StreamError(
+    return stream_error(
         f"{what} has an unexpected shape; it is not an Ollama chat response",
-        provider=ctx.provider,
-        model=ctx.model,
+        ctx,
+        data=data,
         code="stream_malformed",
-        provider_message=data[:200].decode("utf-8", "replace"),
     )
 
 
@@ -247,13 +239,8 @@ def _think_value(thinking: ThinkingConfig) -> bool | str:
 
 
 def _error_text(body: bytes) -> str | None:
-    try:
-        data = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, Mapping) and isinstance(data.get("error"), str):
-        return str(data["error"])
-    return None
+    error = error_document(body).get("error")
+    return error if isinstance(error, str) else None
 
 
 def _error_in_body(data: Mapping[str, Any], ctx: CallContext) -> LLMError:
@@ -266,27 +253,6 @@ def _error_in_body(data: Mapping[str, Any], ctx: CallContext) -> LLMError:
     )
 
 
-def _loads_object(body: bytes, ctx: CallContext) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise StreamError(
-            "Ollama's answer is not valid JSON (truncated or not a chat response)",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=True,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        ) from exc
-    if not isinstance(data, dict):
-        raise StreamError(
-            "Ollama's answer is not a JSON object",
-            provider=ctx.provider,
-            model=ctx.model,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        )
-    return data
-
-
 def _usage(data: Mapping[str, Any]) -> Usage:
     # Ollama omits a count that is zero (``omitempty``): a fully cached prompt has none.
     return Usage.of(int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0))
@@ -296,11 +262,7 @@ def _tool_call(raw: Mapping[str, Any], index: int, ctx: CallContext) -> ToolCall
     function = raw.get("function") or {}
     name = function.get("name")
     if not name:
-        raise StreamError(
-            "Ollama sent a tool call without a function name",
-            provider=ctx.provider,
-            model=ctx.model,
-        )
+        raise stream_error("Ollama sent a tool call without a function name", ctx)
     arguments = function.get("arguments")
     if isinstance(arguments, str):
         text = arguments or "{}"
@@ -315,12 +277,10 @@ def _image_base64(part: ImageDataPart | ImageURLPart, ctx: CallContext) -> str:
     url = part.url
     if url.startswith("data:") and ";base64," in url:
         return url.split(";base64,", 1)[1]
-    raise InvalidRequestError(
+    raise invalid_request(
         "Ollama takes images inline only: pass the bytes (ImageDataPart) or a base64 data: URL, "
         "not a link",
-        provider=ctx.provider,
-        model=ctx.model,
-        retryable=False,
+        ctx,
     )
 
 
@@ -337,11 +297,9 @@ def _encode_content(message: ChatMessage, ctx: CallContext) -> tuple[str, list[s
         elif isinstance(part, ImageDataPart | ImageURLPart):
             images.append(_image_base64(part, ctx))
         elif isinstance(part, DocumentPart):
-            raise InvalidRequestError(
+            raise invalid_request(
                 "Ollama's chat API takes no documents; extract the text and send it as a message",
-                provider=ctx.provider,
-                model=ctx.model,
-                retryable=False,
+                ctx,
             )
     return "".join(texts), images
 
@@ -350,11 +308,9 @@ def _encode_arguments(call: ToolCall, ctx: CallContext) -> dict[str, Any]:
     try:
         return call.parsed_arguments()
     except (ValueError, orjson.JSONDecodeError) as exc:
-        raise InvalidRequestError(
+        raise invalid_request(
             f"Tool call {call.id} has arguments that are not a JSON object; Ollama needs an object",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=False,
+            ctx,
         ) from exc
 
 
@@ -414,25 +370,23 @@ class OllamaStreamDecoder:
             return []  # nothing may follow the terminal object
         try:
             return self._feed(event)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             if isinstance(exc, orjson.JSONDecodeError):
-                raise StreamError(
+                raise stream_error(
                     "Ollama sent a stream line that is not valid JSON (a cut or corrupt stream)",
-                    provider=self._ctx.provider,
-                    model=self._ctx.model,
+                    self._ctx,
+                    data=event,
                     retryable=True,
                     code="stream_malformed",
-                    provider_message=event[:200].decode("utf-8", "replace"),
                 ) from exc
             raise _malformed("A stream line", event, self._ctx) from exc
 
     def _feed(self, event: bytes) -> list[StreamChunk]:
         payload = orjson.loads(event)
         if not isinstance(payload, dict):
-            raise StreamError(
+            raise stream_error(
                 "Ollama sent a stream line that is not a JSON object",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
+                self._ctx,
                 code="stream_malformed",
             )
         if "error" in payload:
@@ -487,13 +441,10 @@ class OllamaStreamDecoder:
     def finish(self) -> list[StreamChunk]:
         if self._done:
             return []
-        raise StreamError(
+        raise truncated_stream_error(
             'The Ollama stream ended before its last object ("done": true); the answer is '
             "incomplete",
-            provider=self._ctx.provider,
-            model=self._ctx.model,
-            retryable=True,
-            code="stream_truncated",
+            self._ctx,
         )
 
 
