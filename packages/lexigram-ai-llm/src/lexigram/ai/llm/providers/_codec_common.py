@@ -26,6 +26,7 @@ __all__ = [
     "error_payload",
     "excerpt",
     "invalid_request",
+    "json_path",
     "mid_stream_error",
     "parse_answer",
     "parse_answer_object",
@@ -129,6 +130,15 @@ def thinking_result(blocks: Sequence[ThinkingBlock], usage: Usage) -> ThinkingRe
     if not blocks:
         return None
     return ThinkingResult.from_blocks(tuple(blocks), usage.reasoning_tokens or None)
+
+
+def json_path(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...`` or ``None`` when a step is missing or not an object."""
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
 
 
 def invalid_request(

@@ -28,6 +28,20 @@ from lexigram.ai.llm.exceptions import (
     StreamError,
     error_for_status,
 )
+from lexigram.ai.llm.providers._codec_common import (
+    SHAPE_ERRORS,
+    apply_extra_body,
+    error_document,
+    error_message,
+    excerpt,
+    invalid_request,
+    json_path,
+    parse_answer_object,
+    request_headers,
+    stream_error,
+    thinking_result,
+    truncated_stream_error,
+)
 from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
 from lexigram.ai.llm.types import (
     ChatMessage,
@@ -42,7 +56,6 @@ from lexigram.ai.llm.types import (
     StreamChunk,
     TextPart,
     ThinkingBlock,
-    ThinkingResult,
     ToolCall,
     ToolCallDelta,
     ToolDefinition,
@@ -112,11 +125,8 @@ class CohereCodec:
             # same request (as the Vercel AI SDK does it).
             tools = tuple(t for t in tools if t.name == choice)
             if not tools:
-                raise InvalidRequestError(
-                    f"tool_choice names {choice!r}, which is not among the tools given",
-                    provider=ctx.provider,
-                    model=ctx.model,
-                    retryable=False,
+                raise invalid_request(
+                    f"tool_choice names {choice!r}, which is not among the tools given", ctx
                 )
             choice = "required"
         if tools:
@@ -151,18 +161,8 @@ class CohereCodec:
             )
         if stream:
             body["stream"] = True
-        passthrough = request.extra.get("body")
-        if isinstance(passthrough, Mapping):
-            body.update(passthrough)
-        for key, value in request.extra.items():
-            if key not in _RESERVED_EXTRA:
-                body.setdefault(key, value)
-        headers: dict[str, str] = {}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        extra_headers = request.extra.get("headers")
-        if isinstance(extra_headers, Mapping):
-            headers.update(extra_headers)
+        apply_extra_body(body, request.extra, reserved=_RESERVED_EXTRA)
+        headers = request_headers(request.extra, accept="text/event-stream" if stream else None)
         return HTTPRequest("POST", ctx.base_url + "/v2/chat", headers, orjson.dumps(body))
 
     # -- decode ----------------------------------------------------------------------------
@@ -171,19 +171,15 @@ class CohereCodec:
         """A ``V2ChatResponse`` to a ``Completion``."""
         try:
             return self._decode(body, headers, ctx)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             raise _malformed("Cohere's answer", body, ctx) from exc
 
     def _decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
-        data = _loads_object(body, ctx)
+        data = parse_answer_object(body, ctx, what="a chat response", who="Cohere")
         message = data.get("message")
         if not isinstance(message, Mapping):
-            raise InvalidRequestError(
-                "Cohere's answer has no message; it is not a chat response",
-                provider=ctx.provider,
-                model=ctx.model,
-                retryable=False,
-                provider_message=body[:200].decode("utf-8", "replace"),
+            raise invalid_request(
+                "Cohere's answer has no message; it is not a chat response", ctx, data=body
             )
         texts: list[str] = []
         blocks: list[ThinkingBlock] = []
@@ -207,6 +203,7 @@ class CohereCodec:
             for i, call in enumerate(message.get("tool_calls") or ())
         )
         raw_finish = data.get("finish_reason")
+        usage = _usage(data.get("usage"))
         return Completion(
             content="".join(texts),
             model=ctx.model,
@@ -214,8 +211,8 @@ class CohereCodec:
             finish_reason=finish_reason(raw_finish),
             raw_finish_reason=raw_finish,
             tool_calls=tool_calls,
-            usage=_usage(data.get("usage")),
-            thinking=ThinkingResult.from_blocks(tuple(blocks)) if blocks else None,
+            usage=usage,
+            thinking=thinking_result(blocks, usage),
             id=data.get("id"),
         )
 
@@ -229,15 +226,8 @@ class CohereCodec:
         self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
     ) -> LLMError:
         """``{"id": ..., "message": ...}``; Cohere has no error codes, the status decides."""
-        try:
-            data = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            data = {}
-        if not isinstance(data, Mapping):
-            data = {}
-        message = data.get("message")
-        if not isinstance(message, str):
-            message = body[:300].decode("utf-8", "replace") if body else None
+        data = error_document(body)
+        message = error_message(data.get("message"), body)
         request_id = data.get("id")
         return error_for_status(
             status,
@@ -250,39 +240,13 @@ class CohereCodec:
         )
 
 
-# What a well-formed JSON value of the wrong shape raises on the way through a decoder.
-_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
-
-
 def _malformed(what: str, data: bytes, ctx: CallContext) -> StreamError:
-    return StreamError(
+    return stream_error(
         f"{what} has an unexpected shape; it is not a Cohere chat response",
-        provider=ctx.provider,
-        model=ctx.model,
+        ctx,
+        data=data,
         code="stream_malformed",
-        provider_message=data[:200].decode("utf-8", "replace"),
     )
-
-
-def _loads_object(body: bytes, ctx: CallContext) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise StreamError(
-            "Cohere's answer is not valid JSON (truncated or not a chat response)",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=True,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        ) from exc
-    if not isinstance(data, dict):
-        raise StreamError(
-            "Cohere's answer is not a JSON object",
-            provider=ctx.provider,
-            model=ctx.model,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        )
-    return data
 
 
 def _usage(data: Any) -> Usage:
@@ -307,12 +271,10 @@ def _encode_tool(tool: ToolDefinition) -> dict[str, Any]:
 def _document(part: DocumentPart, ctx: CallContext) -> dict[str, Any]:
     """A document part as a Cohere document: text with a title."""
     if part.data is None or not part.media_type.startswith(_TEXT_DOCUMENT_TYPES):
-        raise InvalidRequestError(
+        raise invalid_request(
             f"Cohere documents are text: send text/* or application/json bytes, not "
             f"{part.media_type if part.data is not None else 'a URL'} (extract the text first)",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=False,
+            ctx,
         )
     data: dict[str, Any] = {"text": part.data.decode("utf-8", "replace")}
     if part.name:
@@ -385,16 +347,6 @@ def _encode_messages(
     return out
 
 
-def _path(payload: Mapping[str, Any], *keys: str) -> Any:
-    """``payload[k1][k2]...`` or ``None`` when a step is missing or not an object."""
-    value: Any = payload
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
 class CohereStreamDecoder:
     """Decodes the typed v2 events until ``message-end``.
 
@@ -423,7 +375,7 @@ class CohereStreamDecoder:
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
         try:
             return self._feed(event)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             raise _malformed("A stream event", event.data, self._ctx) from exc
 
     def _feed(self, event: SSEEvent) -> list[StreamChunk]:
@@ -438,7 +390,7 @@ class CohereStreamDecoder:
             raise self._error(
                 "Cohere sent a stream event that is not valid JSON",
                 code="stream_malformed",
-                provider_message=data[:200].decode("utf-8", "replace"),
+                provider_message=excerpt(data),
             ) from exc
         if not isinstance(payload, dict):
             raise self._error("Cohere sent a stream event that is not a JSON object")
@@ -449,7 +401,7 @@ class CohereStreamDecoder:
             self._id = payload.get("id")
             return []
         if kind in ("content-start", "content-delta"):
-            content = _path(payload, "delta", "message", "content")
+            content = json_path(payload, "delta", "message", "content")
             if not isinstance(content, Mapping):
                 return []
             if kind == "content-start":
@@ -462,13 +414,13 @@ class CohereStreamDecoder:
                 return [StreamChunk(thinking_block=ThinkingBlock(text))]
             return []
         if kind == "tool-plan-delta":
-            plan = _path(payload, "delta", "message", "tool_plan") or ""
+            plan = json_path(payload, "delta", "message", "tool_plan") or ""
             if not plan:
                 return []
             self._plan.append(plan)
             return [StreamChunk(thinking_delta=plan)]
         if kind == "tool-call-start":
-            call = _path(payload, "delta", "message", "tool_calls")
+            call = json_path(payload, "delta", "message", "tool_calls")
             if not isinstance(call, Mapping):
                 raise self._error("Cohere sent a tool-call-start event without its tool call")
             function = call.get("function") or {}
@@ -487,7 +439,7 @@ class CohereStreamDecoder:
             )
             return chunks
         if kind == "tool-call-delta":
-            fragment = _path(payload, "delta", "message", "tool_calls", "function", "arguments")
+            fragment = json_path(payload, "delta", "message", "tool_calls", "function", "arguments")
             if not fragment:
                 return []
             return [StreamChunk(tool_calls=(ToolCallDelta(index, arguments=fragment),))]
@@ -538,10 +490,9 @@ class CohereStreamDecoder:
     def finish(self) -> list[StreamChunk]:
         if self._done:
             return []
-        raise self._error(
+        raise truncated_stream_error(
             "The Cohere stream ended before its message-end event; the answer is incomplete",
-            retryable=True,
-            code="stream_truncated",
+            self._ctx,
         )
 
 
