@@ -54,6 +54,19 @@ from lexigram.ai.llm.exceptions import (
     StreamError,
     error_for_status,
 )
+from lexigram.ai.llm.providers._codec_common import (
+    SHAPE_ERRORS,
+    apply_extra_body,
+    error_document,
+    error_message,
+    invalid_request,
+    json_path,
+    parse_answer_object,
+    request_headers,
+    stream_error,
+    thinking_result,
+    truncated_stream_error,
+)
 from lexigram.ai.llm.providers.base import (
     CallContext,
     Framing,
@@ -75,7 +88,6 @@ from lexigram.ai.llm.types import (
     TextPart,
     ThinkingBlock,
     ThinkingConfig,
-    ThinkingResult,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -289,19 +301,10 @@ class BedrockCodec:
                     },
                 }
             }
-        passthrough = request.extra.get("body")
-        if isinstance(passthrough, Mapping):
-            body.update(passthrough)
-        for key, value in request.extra.items():
-            if key not in _RESERVED_EXTRA:
-                body.setdefault(key, value)
+        apply_extra_body(body, request.extra, reserved=_RESERVED_EXTRA)
         operation = "converse-stream" if stream else "converse"
         url = f"{ctx.base_url}/model/{quote(request.model, safe='')}/{operation}"
-        headers: dict[str, str] = {}
-        extra_headers = request.extra.get("headers")
-        if isinstance(extra_headers, Mapping):
-            headers.update(extra_headers)
-        return HTTPRequest("POST", url, headers, orjson.dumps(body))
+        return HTTPRequest("POST", url, request_headers(request.extra), orjson.dumps(body))
 
     # -- decode ----------------------------------------------------------------------------
 
@@ -309,19 +312,17 @@ class BedrockCodec:
         """A ``ConverseResponse`` to a ``Completion``."""
         try:
             return self._decode(body, headers, ctx)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             raise _malformed("Bedrock's answer", body, ctx) from exc
 
     def _decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
-        data = _loads_object(body, ctx)
-        message = _path(data, "output", "message")
+        data = parse_answer_object(body, ctx, what="a Converse response", who="Bedrock")
+        message = json_path(data, "output", "message")
         if not isinstance(message, Mapping):
-            raise InvalidRequestError(
+            raise invalid_request(
                 "Bedrock's answer has no output message; it is not a Converse response",
-                provider=ctx.provider,
-                model=ctx.model,
-                retryable=False,
-                provider_message=body[:200].decode("utf-8", "replace"),
+                ctx,
+                data=body,
             )
         texts: list[str] = []
         blocks: list[ThinkingBlock] = []
@@ -353,6 +354,7 @@ class BedrockCodec:
                         ThinkingBlock(text_block.get("text") or "", text_block.get("signature"))
                     )
         raw_finish = data.get("stopReason")
+        usage = _usage(data.get("usage"))
         return Completion(
             content="".join(texts),
             model=ctx.model,
@@ -360,8 +362,8 @@ class BedrockCodec:
             finish_reason=finish_reason(raw_finish),
             raw_finish_reason=raw_finish,
             tool_calls=tuple(calls),
-            usage=_usage(data.get("usage")),
-            thinking=ThinkingResult.from_blocks(tuple(blocks)) if blocks else None,
+            usage=usage,
+            thinking=thinking_result(blocks, usage),
             request_id=_request_id(headers),
         )
 
@@ -376,16 +378,9 @@ class BedrockCodec:
     ) -> LLMError:
         """By the error type in ``x-amzn-ErrorType`` (or the body's ``__type``), as botocore's
         rest-json parser reads it; the status only when the type is unknown."""
-        try:
-            data = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            data = {}
-        if not isinstance(data, Mapping):
-            data = {}
+        data = error_document(body)
         error_type = _error_type(headers, data)
-        message = data.get("message") or data.get("Message")
-        if not isinstance(message, str):
-            message = body[:300].decode("utf-8", "replace") if body else None
+        message = error_message(data.get("message") or data.get("Message"), body)
         return _typed_error(error_type, status, message, headers, ctx)
 
 
@@ -427,48 +422,13 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-amzn-RequestId") or headers.get("x-amzn-requestid") or None
 
 
-# What a well-formed JSON value of the wrong shape raises on the way through a decoder.
-_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
-
-
 def _malformed(what: str, data: bytes, ctx: CallContext) -> StreamError:
-    return StreamError(
+    return stream_error(
         f"{what} has an unexpected shape; it is not a Bedrock chat response",
-        provider=ctx.provider,
-        model=ctx.model,
+        ctx,
+        data=data,
         code="stream_malformed",
-        provider_message=data[:200].decode("utf-8", "replace"),
     )
-
-
-def _loads_object(body: bytes, ctx: CallContext) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise StreamError(
-            "Bedrock's answer is not valid JSON (truncated or not a Converse response)",
-            provider=ctx.provider,
-            model=ctx.model,
-            retryable=True,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        ) from exc
-    if not isinstance(data, dict):
-        raise StreamError(
-            "Bedrock's answer is not a JSON object",
-            provider=ctx.provider,
-            model=ctx.model,
-            provider_message=body[:200].decode("utf-8", "replace"),
-        )
-    return data
-
-
-def _path(payload: Any, *keys: str) -> Any:
-    value = payload
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _blob_text(value: Any) -> str:
@@ -512,10 +472,6 @@ def _thinking_fields(thinking: ThinkingConfig | None, ctx: CallContext) -> dict[
     return {"thinking": {"type": "enabled", "budget_tokens": thinking.budget_tokens}}
 
 
-def _invalid(message: str, ctx: CallContext) -> InvalidRequestError:
-    return InvalidRequestError(message, provider=ctx.provider, model=ctx.model, retryable=False)
-
-
 def _image_block(part: ImageDataPart | ImageURLPart, ctx: CallContext) -> dict[str, Any]:
     if isinstance(part, ImageDataPart):
         media_type, data = part.media_type, part.base64
@@ -523,27 +479,29 @@ def _image_block(part: ImageDataPart | ImageURLPart, ctx: CallContext) -> dict[s
         extension = part.url.rsplit(".", 1)[-1].lower()
         s3_format = "jpeg" if extension == "jpg" else extension
         if s3_format not in _IMAGE_FORMATS.values():
-            raise _invalid(f"Bedrock cannot tell the image format of {part.url}", ctx)
+            raise invalid_request(f"Bedrock cannot tell the image format of {part.url}", ctx)
         return {"image": {"format": s3_format, "source": {"s3Location": {"uri": part.url}}}}
     elif part.url.startswith("data:") and ";base64," in part.url:
         head, data = part.url[5:].split(";base64,", 1)
         media_type = head
     else:
-        raise _invalid(
+        raise invalid_request(
             "Bedrock takes images inline or from S3: pass the bytes (ImageDataPart), a base64 "
             "data: URL or an s3:// URI, not a web link",
             ctx,
         )
     image_format = _IMAGE_FORMATS.get(media_type)
     if image_format is None:
-        raise _invalid(f"Bedrock takes png, jpeg, gif and webp images, not {media_type}", ctx)
+        raise invalid_request(
+            f"Bedrock takes png, jpeg, gif and webp images, not {media_type}", ctx
+        )
     return {"image": {"format": image_format, "source": {"bytes": data}}}
 
 
 def _document_block(part: DocumentPart, ctx: CallContext) -> dict[str, Any]:
     document_format = _DOCUMENT_FORMATS.get(part.media_type)
     if document_format is None:
-        raise _invalid(
+        raise invalid_request(
             f"Bedrock takes pdf, csv, doc, docx, xls, xlsx, html, txt and md documents, not "
             f"{part.media_type}",
             ctx,
@@ -555,7 +513,7 @@ def _document_block(part: DocumentPart, ctx: CallContext) -> dict[str, Any]:
     elif part.url and part.url.startswith("s3://"):
         source = {"s3Location": {"uri": part.url}}
     else:
-        raise _invalid("Bedrock takes documents inline (bytes) or from an s3:// URI", ctx)
+        raise invalid_request("Bedrock takes documents inline (bytes) or from an s3:// URI", ctx)
     return {"document": {"format": document_format, "name": name, "source": source}}
 
 
@@ -597,7 +555,7 @@ def _assistant_blocks(message: ChatMessage, ctx: CallContext) -> list[dict[str, 
         try:
             arguments = call.parsed_arguments()
         except (ValueError, orjson.JSONDecodeError) as exc:
-            raise _invalid(
+            raise invalid_request(
                 f"Tool call {call.id} has arguments that are not a JSON object; Bedrock needs "
                 "an object",
                 ctx,
@@ -620,7 +578,9 @@ def _encode_messages(
             continue
         if message.role is Role.TOOL:
             if not message.tool_call_id:
-                raise _invalid("A tool result needs the tool_call_id of the call it answers", ctx)
+                raise invalid_request(
+                    "A tool result needs the tool_call_id of the call it answers", ctx
+                )
             role = "user"
             blocks = [
                 {
@@ -673,7 +633,9 @@ def _tool_config(
         config["toolChoice"] = {"auto": {}}
     elif isinstance(choice, str) and choice != "none":
         if choice not in {t.name for t in request.tools}:
-            raise _invalid(f"tool_choice names {choice!r}, which is not among the tools", ctx)
+            raise invalid_request(
+                f"tool_choice names {choice!r}, which is not among the tools", ctx
+            )
         config["toolChoice"] = {"tool": {"name": choice}}
     return config
 
@@ -706,7 +668,7 @@ class BedrockStreamDecoder:
     def feed(self, event: EventStreamMessage) -> list[StreamChunk]:
         try:
             return self._feed(event)
-        except _SHAPE_ERRORS as exc:
+        except SHAPE_ERRORS as exc:
             raise _malformed("A stream event", event.payload, self._ctx) from exc
 
     def _feed(self, event: EventStreamMessage) -> list[StreamChunk]:
@@ -717,18 +679,16 @@ class BedrockStreamDecoder:
         try:
             payload = orjson.loads(event.payload) if event.payload else {}
         except orjson.JSONDecodeError as exc:
-            raise StreamError(
+            raise stream_error(
                 "Bedrock sent an event whose payload is not valid JSON",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
+                self._ctx,
+                data=event.payload,
                 code="stream_malformed",
-                provider_message=event.payload[:200].decode("utf-8", "replace"),
             ) from exc
         if not isinstance(payload, dict):
-            raise StreamError(
+            raise stream_error(
                 "Bedrock sent an event whose payload is not a JSON object",
-                provider=self._ctx.provider,
-                model=self._ctx.model,
+                self._ctx,
                 code="stream_malformed",
             )
         kind = event.event_type
@@ -737,7 +697,7 @@ class BedrockStreamDecoder:
         if kind == "contentBlockDelta":
             return self._delta(index, payload.get("delta") or {})
         if kind == "contentBlockStart":
-            use = _path(payload, "start", "toolUse")
+            use = json_path(payload, "start", "toolUse")
             if not isinstance(use, Mapping):
                 return []
             position = self._tools[index] = len(self._tools)
@@ -773,13 +733,12 @@ class BedrockStreamDecoder:
         if "toolUse" in delta:
             position = self._tools.get(index)
             if position is None:
-                raise StreamError(
+                raise stream_error(
                     "Bedrock sent tool input for a block that was never started",
-                    provider=self._ctx.provider,
-                    model=self._ctx.model,
+                    self._ctx,
                     code="stream_malformed",
                 )
-            fragment = _path(delta, "toolUse", "input") or ""
+            fragment = json_path(delta, "toolUse", "input") or ""
             return [StreamChunk(tool_calls=(ToolCallDelta(position, arguments=fragment),))]
         if "reasoningContent" in delta:
             reasoning = delta["reasoningContent"] or {}
@@ -803,11 +762,7 @@ class BedrockStreamDecoder:
             raw_type = str(headers.get(":exception-type") or "")
             # Event names are lowerCamel (``throttlingException``); types are UpperCamel.
             error_type = raw_type[:1].upper() + raw_type[1:] if raw_type else None
-            try:
-                body = orjson.loads(event.payload) if event.payload else {}
-            except orjson.JSONDecodeError:
-                body = {}
-            message = body.get("message") if isinstance(body, Mapping) else None
+            message = error_document(event.payload).get("message")
         status = _ERROR_STATUS.get(error_type or "", 500)
         # Typed like the same error before the stream: a throttled stream is a rate limit,
         # retried by the client when no chunk has reached the caller yet.
@@ -818,14 +773,11 @@ class BedrockStreamDecoder:
     def finish(self) -> list[StreamChunk]:
         if self._done:
             return []
-        raise StreamError(
+        raise truncated_stream_error(
             "The Bedrock stream ended before its metadata event; the answer is incomplete"
             if self._stopped
             else "The Bedrock stream ended before messageStop; the answer is incomplete",
-            provider=self._ctx.provider,
-            model=self._ctx.model,
-            retryable=True,
-            code="stream_truncated",
+            self._ctx,
         )
 
 
