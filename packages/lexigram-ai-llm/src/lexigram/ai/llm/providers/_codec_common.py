@@ -9,7 +9,7 @@ codec and comes in here as an argument.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -37,6 +37,8 @@ __all__ = [
     "truncated_stream_error",
 ]
 
+_E = TypeVar("_E", bound=LLMError)
+
 #: The ``extra`` keys every codec reads itself (``body`` and ``headers``), never copied into
 #: the JSON body as fields.
 EXTRA_BODY_AND_HEADERS = frozenset({"body", "headers"})
@@ -51,7 +53,7 @@ def excerpt(data: bytes, limit: int = 200) -> str:
     return data[:limit].decode("utf-8", "replace")
 
 
-# -- errors answered with a non-2xx status --------------------------------------------------
+# -- error bodies (non-2xx answers) ---------------------------------------------------------
 
 
 def error_document(body: bytes, *, unwrap_list: bool = False) -> Mapping[str, Any]:
@@ -121,39 +123,7 @@ def request_headers(extra: Mapping[str, Any], *, accept: str | None = None) -> d
     return headers
 
 
-# -- decode ---------------------------------------------------------------------------------
-
-
-def thinking_result(blocks: Sequence[ThinkingBlock], usage: Usage) -> ThinkingResult | None:
-    """The answer's reasoning from its blocks, counted by the usage's reasoning tokens when
-    the provider reports them; ``None`` when there are no blocks."""
-    if not blocks:
-        return None
-    return ThinkingResult.from_blocks(tuple(blocks), usage.reasoning_tokens or None)
-
-
-def json_path(value: Any, *keys: str) -> Any:
-    """``value[k1][k2]...`` or ``None`` when a step is missing or not an object."""
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
-def invalid_request(
-    message: str, ctx: CallContext, *, data: bytes | None = None, code: str | None = None
-) -> InvalidRequestError:
-    """A request or answer that retrying will not fix, with an excerpt of ``data`` (what the
-    provider sent) when given."""
-    return InvalidRequestError(
-        message,
-        provider=ctx.provider,
-        model=ctx.model,
-        retryable=False,
-        code=code,
-        provider_message=None if data is None else excerpt(data),
-    )
+# -- reading answers and stream events ------------------------------------------------------
 
 
 def parse_answer(body: bytes, ctx: CallContext, *, what: str, who: str = "The provider") -> Any:
@@ -178,29 +148,6 @@ def parse_answer_object(body: bytes, ctx: CallContext, *, what: str, who: str) -
     return data
 
 
-# -- streams --------------------------------------------------------------------------------
-
-
-def stream_error(
-    message: str,
-    ctx: CallContext,
-    *,
-    data: bytes | None = None,
-    retryable: bool | None = None,
-    code: str | None = None,
-) -> StreamError:
-    """A broken stream or answer, with an excerpt of ``data`` (what the provider sent) when
-    given."""
-    return StreamError(
-        message,
-        provider=ctx.provider,
-        model=ctx.model,
-        retryable=retryable,
-        code=code,
-        provider_message=None if data is None else excerpt(data),
-    )
-
-
 def parse_event(data: bytes, ctx: CallContext, *, noun: str) -> dict[str, Any]:
     """One SSE event's JSON object; a ``StreamError`` naming the ``noun`` ("stream chunk",
     "stream event") when it is not JSON or not an object."""
@@ -215,12 +162,58 @@ def parse_event(data: bytes, ctx: CallContext, *, noun: str) -> dict[str, Any]:
     return payload
 
 
+def json_path(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...`` or ``None`` when a step is missing or not an object."""
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def thinking_result(blocks: Sequence[ThinkingBlock], usage: Usage) -> ThinkingResult | None:
+    """The answer's reasoning from its blocks, counted by the usage's reasoning tokens when
+    the provider reports them; ``None`` when there are no blocks."""
+    if not blocks:
+        return None
+    return ThinkingResult.from_blocks(tuple(blocks), usage.reasoning_tokens or None)
+
+
+# -- typed errors about one call ------------------------------------------------------------
+
+
+def invalid_request(
+    message: str, ctx: CallContext, *, data: bytes | None = None, code: str | None = None
+) -> InvalidRequestError:
+    """A request or answer that retrying will not fix, with an excerpt of ``data`` (what the
+    provider sent) when given."""
+    return _call_error(InvalidRequestError, message, ctx, data, retryable=False, code=code)
+
+
+def stream_error(
+    message: str,
+    ctx: CallContext,
+    *,
+    data: bytes | None = None,
+    retryable: bool | None = None,
+    code: str | None = None,
+) -> StreamError:
+    """A broken stream or answer, with an excerpt of ``data`` (what the provider sent) when
+    given."""
+    return _call_error(StreamError, message, ctx, data, retryable=retryable, code=code)
+
+
+def truncated_stream_error(message: str, ctx: CallContext) -> StreamError:
+    """A stream whose body ended before the provider's terminal event (retryable)."""
+    return stream_error(message, ctx, retryable=True, code="stream_truncated")
+
+
 def mid_stream_error(
     inner: LLMError, ctx: CallContext, *, carry_details: bool = True
 ) -> StreamError:
     """An error event inside a stream, as a ``StreamError`` that keeps the typed ``inner``
     error's retryability, code and message; ``carry_details`` also keeps its details and names
-    its class."""
+    its class (the OpenAI codec's mid-stream errors have never carried them)."""
     return StreamError(
         "The provider reported an error mid-stream",
         provider=ctx.provider,
@@ -232,6 +225,21 @@ def mid_stream_error(
     )
 
 
-def truncated_stream_error(message: str, ctx: CallContext) -> StreamError:
-    """A stream whose body ended before the provider's terminal event (retryable)."""
-    return stream_error(message, ctx, retryable=True, code="stream_truncated")
+def _call_error(
+    kind: type[_E],
+    message: str,
+    ctx: CallContext,
+    data: bytes | None,
+    *,
+    retryable: bool | None,
+    code: str | None,
+) -> _E:
+    """An error of class ``kind`` about the call in ``ctx``."""
+    return kind(
+        message,
+        provider=ctx.provider,
+        model=ctx.model,
+        retryable=retryable,
+        code=code,
+        provider_message=None if data is None else excerpt(data),
+    )
