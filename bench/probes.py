@@ -39,11 +39,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PYCACHE = Path(tempfile.gettempdir()) / "lexigram-bench-pycache"
 
 
-def probe_env(**extra: str) -> dict[str, str]:
-    """The environment of a probe interpreter: bytecode cached, nothing else changed."""
+#: Set for every client process: LiteLLM otherwise fetches its price list from the internet
+#: when imported (and, offline, waits for the fetch to fail).
+OFFLINE_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+def probe_env() -> dict[str, str]:
+    """The environment of a probe interpreter: bytecode cached, ``bench`` importable."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    for name, value in OFFLINE_ENV.items():
+        env.setdefault(name, value)
     return env
 
 
@@ -256,7 +263,7 @@ def probe_memory(adapter_id: str, base_url: str, streams: int) -> float:
     """Resident bytes per open, idle stream, with ``streams`` of them open at once."""
     process = _python(
         ["-m", "bench.probes", "memory", adapter_id, base_url, str(streams)],
-        env=probe_env(PYTHONPATH=str(ROOT)),
+        env=probe_env(),
     )
     out = _finish(process, f"memory probe for {adapter_id}")
     return float(out.decode().strip().splitlines()[-1])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bench.runner import Results
 
-__all__ = ["BUDGETS", "render"]
+__all__ = ["BASELINE", "BUDGETS", "render"]
 
 #: The raw baseline each wire is compared with.
 BASELINE = {"openai": "aiohttp", "anthropic": "aiohttp-anthropic"}
@@ -78,9 +78,9 @@ def _value(results: Results, figure: Figure, adapter_id: str) -> float | None:
 
 def _wire_table(results: Results, wire: str) -> list[str]:
     adapters = [a for a in results.adapters if a["wire"] == wire]
-    if not adapters:
-        return []
     baseline = BASELINE[wire]
+    if all(a["id"] == baseline for a in adapters):
+        return []
     lines = [
         "| figure | " + " | ".join(a["title"] for a in adapters) + " |",
         "|---|" + "---:|" * len(adapters),

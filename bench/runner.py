@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import probes
-from bench.clients import Adapter, available_adapters
+from bench.clients import ADAPTERS, Adapter, available_adapters
 from bench.payloads import ANSWER_PIECES, ANSWER_TEXT, OPENAI_MODEL, PROMPT
-from bench.report import render
+from bench.report import BASELINE, render
 
 __all__ = ["FULL", "QUICK", "Plan", "Results", "main", "run"]
 
@@ -519,6 +519,8 @@ def _environment(plan: Plan) -> dict[str, str]:
 
 def run(plan: Plan, wanted: set[str] | None = None, *, fresh: bool = True) -> Results:
     """Measure everything the plan asks for and return the samples."""
+    for name, value in probes.OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
     adapter_classes, skipped = available_adapters(wanted)
     results = Results(plan)
     results.environment = _environment(plan)
@@ -579,8 +581,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.chunk_interval_ms is not None:
         plan = replace(plan, chunk_interval_ms=args.chunk_interval_ms)
     wanted = {c.strip() for c in args.clients.split(",")} if args.clients else None
-    if wanted is not None and "aiohttp" not in wanted:
-        wanted |= {"aiohttp", "aiohttp-anthropic"}  # the baseline every ratio needs
+    if wanted is not None:
+        unknown = wanted - {cls.id for cls in ADAPTERS}
+        if unknown:
+            parser.error(f"unknown client(s): {', '.join(sorted(unknown))}")
+        # Every ratio needs the raw baseline of its wire.
+        wanted |= {BASELINE[cls.wire] for cls in ADAPTERS if cls.id in wanted}
 
     results = run(plan, wanted, fresh=not args.no_fresh)
     report = render(results)
