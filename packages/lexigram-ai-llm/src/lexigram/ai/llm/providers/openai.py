@@ -23,6 +23,7 @@ from lexigram.ai.llm.exceptions import (
     error_for_status,
 )
 from lexigram.ai.llm.providers._codec_common import (
+    SHAPE_ERRORS,
     apply_extra_body,
     error_document,
     error_payload,
@@ -31,6 +32,7 @@ from lexigram.ai.llm.providers._codec_common import (
     parse_answer,
     parse_event,
     request_headers,
+    stream_error,
     thinking_result,
     truncated_stream_error,
 )
@@ -178,6 +180,12 @@ class OpenAICodec:
 
     def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         """A ``chat.completion`` object to a ``Completion``."""
+        try:
+            return self._decode(body, headers, ctx)
+        except SHAPE_ERRORS as exc:
+            raise _malformed("The provider's answer", body, ctx) from exc
+
+    def _decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
         data = parse_answer(body, ctx, what="a chat completion")
         if "error" in data and not data.get("choices"):
             raise _error_from_payload(data["error"], 200, headers, ctx)
@@ -244,9 +252,25 @@ class OpenAICodec:
         return _error_from_payload(payload, status, headers, ctx)
 
 
+def _malformed(what: str, data: bytes, ctx: CallContext) -> LLMError:
+    return stream_error(
+        f"{what} has an unexpected shape; it is not an OpenAI chat completion",
+        ctx,
+        data=data,
+        code="stream_malformed",
+    )
+
+
 def _error_from_payload(
-    payload: Mapping[str, Any], status: int, headers: Mapping[str, str], ctx: CallContext
+    payload: Any, status: int, headers: Mapping[str, str], ctx: CallContext
 ) -> LLMError:
+    if not isinstance(payload, Mapping):
+        payload = {
+            "message": payload if isinstance(payload, str) else orjson.dumps(payload).decode()
+        }
+    message = payload.get("message")
+    if message is not None and not isinstance(message, str):
+        message = orjson.dumps(message).decode()
     code = payload.get("code")
     kind_name = payload.get("type")
     kind = _ERROR_CODES.get(str(code)) if code is not None else None
@@ -265,7 +289,7 @@ def _error_from_payload(
         provider=ctx.provider,
         model=ctx.model,
         headers=headers,
-        provider_message=payload.get("message"),
+        provider_message=message,
         code=str(code or kind_name or "") or None,
         details={"type": kind_name, "param": payload.get("param")},
     )
@@ -368,6 +392,12 @@ class OpenAIStreamDecoder:
         return self._done
 
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
+        try:
+            return self._feed(event)
+        except SHAPE_ERRORS as exc:
+            raise _malformed("A stream chunk", event.data, self._ctx) from exc
+
+    def _feed(self, event: SSEEvent) -> list[StreamChunk]:
         data = event.data
         if data == b"[DONE]":
             self._done = True
