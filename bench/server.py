@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
-import sys
 import threading
 
 import orjson
@@ -253,7 +253,10 @@ def main(argv: list[str] | None = None) -> None:
 
         # Exit when the runner goes away (stdin closes) or asks politely (SIGTERM).
         def watch_stdin() -> None:
-            sys.stdin.buffer.read()
+            # The raw descriptor, not sys.stdin: a buffered reader's lock held by this daemon
+            # thread would abort the interpreter at exit.
+            while os.read(0, 4096):
+                pass
             loop.call_soon_threadsafe(stop)
 
         threading.Thread(target=watch_stdin, daemon=True).start()
