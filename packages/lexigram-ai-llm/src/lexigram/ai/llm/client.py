@@ -27,7 +27,13 @@ from lexigram.ai.llm.exceptions import (
     ProviderError,
     StreamError,
 )
+
+# ``pricing`` and ``tokens`` are imported here rather than in ``_preflight``/``_finalize``: a
+# ``from`` import inside a function costs about a microsecond on every call, and those run on
+# every request. Both modules are light (no tokenizer or data file loads until first used).
+from lexigram.ai.llm.pricing import context_window_for, usage_cost
 from lexigram.ai.llm.stream import ChatStream, StreamAccumulator
+from lexigram.ai.llm.tokens import preflight_token_limit
 from lexigram.ai.llm.types import (
     ChatRequest,
     Completion,
@@ -385,21 +391,15 @@ class AbstractLLMClient:
         if window is None:
             if not request.model:
                 return None
-            from lexigram.ai.llm.pricing import context_window_for
-
             window = context_window_for(request.model, self.provider_name)
             if window is None:
                 return None
-        from lexigram.ai.llm.tokens import preflight_token_limit
-
         return preflight_token_limit(request, window, provider=self.provider_name)
 
     def _finalize(self, request: ChatRequest, completion: Completion) -> Completion:
         """Post-processing common to every provider (cost from the pricing table)."""
         if completion.cost is not None:
             return completion
-        from lexigram.ai.llm.pricing import usage_cost
-
         cost = usage_cost(
             completion.usage, completion.model, request.model, provider=self.provider_name
         )
