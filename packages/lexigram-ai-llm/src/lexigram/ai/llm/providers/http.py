@@ -7,6 +7,7 @@ import string
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from lexigram.ai.llm._framing import NDJSONDecoder, SSEDecoder
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
@@ -188,8 +189,6 @@ class HTTPLLMClient(AbstractLLMClient):
 
     async def _open_stream(self, request: ChatRequest) -> tuple[Any, CallContext]:
         """Send a streamed request; the response (2xx) and its context, or a typed error."""
-        from lexigram.ai.llm._transport import aiohttp
-
         http, ctx = await self._prepare(request, stream=True)
         transport = self._transport_for_call()
         try:
@@ -206,7 +205,7 @@ class HTTPLLMClient(AbstractLLMClient):
                 provider=self.provider_name,
                 model=request.model,
             ) from exc
-        except aiohttp.ClientError as exc:
+        except transport.ClientError as exc:
             raise self._connection_error(exc, request) from exc
         if self.rate_limiter is not None:
             self.rate_limiter.update_from_headers(
@@ -244,19 +243,14 @@ class HTTPLLMClient(AbstractLLMClient):
 
     async def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         response, ctx = await self._open_stream(request)
-        from lexigram.ai.llm._transport import aiohttp
-
+        client_error = self._transport_for_call().ClientError
         finished = False
         try:
             decoder = self.codec.stream_decoder(ctx)
             framing = self.codec.framing
             if framing is Framing.SSE:
-                from lexigram.ai.llm._framing import SSEDecoder
-
                 framer: Any = SSEDecoder()
             elif framing is Framing.NDJSON:
-                from lexigram.ai.llm._framing import NDJSONDecoder
-
                 framer = NDJSONDecoder()
             else:
                 framer = self.codec.framer()  # type: ignore[attr-defined]
@@ -284,7 +278,7 @@ class HTTPLLMClient(AbstractLLMClient):
                     retryable=True,
                     code="stream_idle_timeout",
                 ) from exc
-            except aiohttp.ClientError as exc:
+            except client_error as exc:
                 raise StreamError(
                     f"The connection broke mid-stream ({type(exc).__name__})",
                     provider=self.provider_name,
