@@ -138,3 +138,18 @@ def test_completion_round_trips_through_its_dict() -> None:
 
 def test_usage_adds_up() -> None:
     assert Usage.of(1, 2) + Usage.of(3, 4, reasoning_tokens=1) == Usage(4, 6, 10, 0, 1, 0)
+
+
+def test_plain_dicts_and_richer_dicts_normalise_the_same_way() -> None:
+    fast = normalize_messages([{"role": "user", "content": "hi"}])
+    slow = normalize_messages([{"role": "user", "content": "hi", "name": None}])
+    assert fast == slow == (ChatMessage(Role.USER, "hi"),)
+    with pytest.raises(ValueError, match="unknown message role"):
+        normalize_messages([{"role": "robot", "content": "hi"}])
+
+
+def test_with_cost_changes_only_the_cost() -> None:
+    completion = Completion(content="a", model="m", provider="p", usage=Usage.of(1, 2), id="x")
+    priced = completion.with_cost(0.5)
+    assert priced.cost == 0.5
+    assert Completion.from_dict({**priced.to_dict(), "cost": None}) == completion

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self, get_args
 
-import yaml
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -164,6 +163,8 @@ class ConfigSource:
         return base, base.with_name(f"{base.stem}.{self.profile}{base.suffix}")
 
     def _read_yaml(self, path: Path) -> dict[str, Any]:
+        import yaml  # only when a YAML file exists: keeps plain imports fast
+
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:

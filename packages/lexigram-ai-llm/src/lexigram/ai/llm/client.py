@@ -14,7 +14,6 @@ subclass, the in-process local model another, a user's own provider a third.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -403,7 +402,7 @@ class AbstractLLMClient:
         cost = usage_cost(
             completion.usage, completion.model, request.model, provider=self.provider_name
         )
-        return completion if cost is None else dataclasses.replace(completion, cost=cost)
+        return completion if cost is None else completion.with_cost(cost)
 
     async def _acquire_rate_limit(self, request: ChatRequest) -> LLMError | None:
         if self.rate_limiter is None:

@@ -502,13 +502,24 @@ def _thinking_from_any(block: Any) -> ThinkingBlock:
     )
 
 
+_ROLES: dict[Any, Role] = {role.value: role for role in Role}
+
+
 def normalize_messages(messages: Iterable[Any]) -> tuple[ChatMessage, ...]:
     """Turn dicts and ``ChatMessage`` objects (or anything with role/content) into messages."""
     out: list[ChatMessage] = []
     for message in messages:
         if isinstance(message, ChatMessage):
             out.append(message)
-        elif isinstance(message, Mapping):
+            continue
+        if type(message) is dict and len(message) == 2:
+            # The common case on the hot path: {"role": "...", "content": "text"}.
+            role = _ROLES.get(message.get("role"))
+            content = message.get("content")
+            if role is not None and type(content) is str:
+                out.append(ChatMessage(role, content))
+                continue
+        if isinstance(message, Mapping):
             out.append(ChatMessage.from_dict(message))
         elif hasattr(message, "role") and hasattr(message, "content"):
             out.append(
@@ -634,6 +645,24 @@ class Completion:
     request_id: str | None = None
     cached: bool = False
     attempts: tuple[Mapping[str, Any], ...] = ()
+
+    def with_cost(self, cost: float | None) -> Completion:
+        """A copy with ``cost`` set (a direct constructor call: cheaper than ``replace``)."""
+        return Completion(
+            self.content,
+            self.model,
+            self.provider,
+            self.finish_reason,
+            self.raw_finish_reason,
+            self.tool_calls,
+            self.usage,
+            self.thinking,
+            cost,
+            self.id,
+            self.request_id,
+            self.cached,
+            self.attempts,
+        )
 
     def to_message(self) -> ChatMessage:
         """The assistant message to append to a history (tool calls and thinking kept)."""
