@@ -273,7 +273,9 @@ class AbstractLLMClient:
             attempt += 1
             if not breaker.allow():
                 return Err(self._circuit_open(request, breaker.retry_in()))
-            limited = await self._acquire_rate_limit(request)
+            limited = (
+                await self._acquire_rate_limit(request) if self.rate_limiter is not None else None
+            )
             if limited is not None:
                 breaker.release_probe()
                 return Err(limited)
@@ -347,7 +349,9 @@ class AbstractLLMClient:
             attempt += 1
             if not breaker.allow():
                 raise self._circuit_open(request, breaker.retry_in())
-            limited = await self._acquire_rate_limit(request)
+            limited = (
+                await self._acquire_rate_limit(request) if self.rate_limiter is not None else None
+            )
             if limited is not None:
                 breaker.release_probe()
                 raise limited

@@ -319,7 +319,7 @@ def _encode_messages(messages: Sequence[ChatMessage], ctx: CallContext) -> list[
     tool_names: dict[str, str] = {}  # tool call id -> function name, for tool results
     for message in messages:
         text, images = _encode_content(message, ctx)
-        item: dict[str, Any] = {"role": message.role.value, "content": text}
+        item: dict[str, Any] = {"role": message.role, "content": text}
         if images:
             item["images"] = images
         if message.role is Role.ASSISTANT:

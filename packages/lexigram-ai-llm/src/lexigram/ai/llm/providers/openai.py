@@ -356,7 +356,8 @@ def _encode_content(message: ChatMessage) -> Any:
 
 def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[str, Any]:
     role = message.role
-    out: dict[str, Any] = {"role": role.value, "content": _encode_content(message)}
+    # ``Role`` is a StrEnum: orjson writes it as its string (``.value`` is a slow descriptor).
+    out: dict[str, Any] = {"role": role, "content": _encode_content(message)}
     if role is Role.ASSISTANT and message.tool_calls:
         out["tool_calls"] = [
             {
