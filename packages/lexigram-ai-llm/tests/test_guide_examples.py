@@ -128,3 +128,34 @@ async def test_stub_module_for_users_tests() -> None:
         streamed = [c.delta async for c in llm.stream_chat([{"role": "user", "content": "b"}])]
         assert "".join(streamed) == "second answer"
         assert (await app.health_check()).is_healthy
+
+
+async def test_client_config_example_and_its_thinking_reach_the_provider(
+    server: OpenAIServer,
+) -> None:
+    # --- from the guide's ClientConfig section, as written (plus api_base for the loopback) ---
+    from lexigram.ai.llm import ClientConfig, ThinkingConfig
+
+    config = ClientConfig(
+        provider="openai",
+        model="gpt-4o",
+        api_key="sk-...",
+        temperature=0.7,
+        max_tokens=2000,
+        timeout=60,
+        thinking=ThinkingConfig(budget_tokens=5000),
+    )
+    # --- end of the guide's example ---
+    assert "sk-..." not in repr(config)
+    from lexigram.ai.llm import create_llm_client
+
+    llm = create_llm_client(config.model_copy(update={"api_base": server.url + "/v1"}))
+    try:
+        assert (await llm.complete([{"role": "user", "content": "hi"}])).is_ok()
+    finally:
+        await llm.close()
+    sent = server.requests[0]
+    assert sent.json["model"] == "gpt-4o"
+    assert sent.json["temperature"] == 0.7
+    assert sent.json["max_completion_tokens"] == 2000
+    assert sent.headers["authorization"] == "Bearer sk-..."
