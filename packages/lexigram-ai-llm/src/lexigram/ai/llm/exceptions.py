@@ -7,6 +7,7 @@ every wire family) and each codec's ``map_error``; never from substrings of mess
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -172,24 +173,30 @@ class MissingExtraError(ImportError):
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait, from ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP date) or
-    the ``x-ratelimit-reset-*`` headers (``1s``, ``6m0s``, ``250ms`` or seconds)."""
+    the ``x-ratelimit-reset-*`` headers (``1s``, ``6m0s``, ``250ms`` or seconds).
+
+    An unreadable value (a malformed date, ``nan``, ``inf``) is ignored, never raised."""
+    from lexigram.resilience._headers import parse_duration  # error path only
+
     lower = {k.lower(): v for k, v in headers.items()}
     value = lower.get("retry-after-ms")
     if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
+        millis = _finite(value)
+        if millis is not None:
+            return max(0.0, millis / 1000.0)
     value = lower.get("retry-after")
     if value:
+        seconds = _finite(value)
+        if seconds is not None:
+            return max(0.0, seconds)
         try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+        if parsed is not None:
+            return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
     resets = [
-        _parse_duration(lower[k])
+        parse_duration(lower[k])
         for k in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "x-ratelimit-reset")
         if k in lower
     ]
@@ -197,34 +204,12 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return max(found) if found else None
 
 
-def _parse_duration(text: str) -> float | None:
-    """``"6m0s"``, ``"1.5s"``, ``"250ms"``, ``"2h"`` or plain seconds."""
-    text = text.strip()
+def _finite(text: str) -> float | None:
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
-        pass
-    total = 0.0
-    number = ""
-    i = 0
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    matched = False
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        if unit not in units or not number:
-            return None
-        total += float(number) * units[unit]
-        number = ""
-        matched = True
-        i += len(unit)
-    if number:
         return None
-    return total if matched else None
+    return number if math.isfinite(number) else None
 
 
 _STATUS_CLASSES: dict[int, type[LLMError]] = {
