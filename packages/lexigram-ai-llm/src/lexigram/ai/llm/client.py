@@ -32,12 +32,13 @@ from lexigram.ai.llm.exceptions import (
 # every request. Both modules are light (no tokenizer or data file loads until first used).
 from lexigram.ai.llm.pricing import context_window_for, usage_cost
 from lexigram.ai.llm.stream import ChatStream, StreamAccumulator
-from lexigram.ai.llm.tokens import preflight_token_limit
+from lexigram.ai.llm.tokens import CharEstimateCounter, preflight_token_limit
 from lexigram.ai.llm.types import (
     ChatRequest,
     Completion,
     ResponseFormat,
     StreamChunk,
+    ToolCallDelta,
     ToolDefinition,
     normalize_messages,
 )
@@ -455,19 +456,19 @@ class AbstractLLMClient:
         )
 
 
+# Stateless, so one instance serves every request.
+_CHAR_ESTIMATE = CharEstimateCounter()
+
+
 def _estimated_tokens(request: ChatRequest) -> int:
     """Tokens a call may use, for tokens-per-minute limits: the prompt estimated from its
     size (no tokenizer on this path), plus ``max_tokens``."""
-    from lexigram.ai.llm.tokens import CharEstimateCounter
-
-    prompt = CharEstimateCounter().count_messages(request.messages, tools=request.tools)
+    prompt = _CHAR_ESTIMATE.count_messages(request.messages, tools=request.tools)
     return int(prompt) + (request.max_tokens or 0)
 
 
 def replay_as_stream(completion: Completion) -> list[StreamChunk]:
     """The chunks that fold back into ``completion`` (a cache hit served as a stream)."""
-    from lexigram.ai.llm.types import ToolCallDelta
-
     chunks: list[StreamChunk] = []
     if completion.thinking is not None:
         for block in completion.thinking.blocks:
