@@ -221,6 +221,22 @@ async def test_missing_credentials_and_region_say_how_to_fix_them(
     assert server.requests == []
 
 
+async def test_an_aws_profile_that_is_not_on_file_is_a_configuration_error(
+    server: BedrockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # botocore raises ProfileNotFound while resolving credentials; it must arrive typed.
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    llm = client_for(server)
+    try:
+        with pytest.raises(ConfigurationError, match="no-such-profile"):
+            await llm.complete([{"role": "user", "content": "hi"}])
+    finally:
+        await llm.close()
+    assert server.requests == []
+
+
 def test_default_base_url_is_the_regional_endpoint() -> None:
     llm = create_llm_client(ClientConfig(provider="bedrock", extra={"region": "eu-west-3"}))
     assert llm.base_url == "https://bedrock-runtime.eu-west-3.amazonaws.com"  # type: ignore[attr-defined]

@@ -38,6 +38,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
 from botocore.eventstream import EventStreamBuffer, ParserError
+from botocore.exceptions import BotoCoreError
 from botocore.session import Session
 from yarl import URL
 
@@ -834,10 +835,19 @@ class BedrockSigner:
             credentials, region = self._credentials, self._region
         else:
             credentials, region = await asyncio.to_thread(self._resolve, ctx)
-        if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
-            frozen = await asyncio.to_thread(credentials.get_frozen_credentials)
-        else:
-            frozen = credentials.get_frozen_credentials()
+        try:
+            if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
+                frozen = await asyncio.to_thread(credentials.get_frozen_credentials)
+            else:
+                frozen = credentials.get_frozen_credentials()
+        except BotoCoreError as exc:  # an expired SSO session, an unreachable role endpoint
+            raise LLMAuthenticationError(
+                f"Could not refresh the AWS credentials for Bedrock ({type(exc).__name__})",
+                provider=ctx.provider,
+                model=ctx.model,
+                code="credentials_refresh_failed",
+                provider_message=str(exc)[:300],
+            ) from exc
         return self.sign(request, url, frozen, region)
 
     @staticmethod
@@ -856,8 +866,14 @@ class BedrockSigner:
             if self._credentials is not None and self._region is not None:
                 return self._credentials, self._region
             session = self._session = self._session or Session()
-            region = self._find_region(session, ctx)
-            credentials = session.get_credentials()
+            try:
+                region = self._find_region(session, ctx)
+                credentials = session.get_credentials()
+            except BotoCoreError as exc:  # e.g. ProfileNotFound for an AWS_PROFILE not on file
+                raise ConfigurationError(
+                    f"The AWS configuration for Bedrock is unusable ({type(exc).__name__}: "
+                    f"{exc}); check AWS_PROFILE, AWS_CONFIG_FILE and the credential sources"
+                ) from exc
             if credentials is None:
                 raise ConfigurationError(
                     "No AWS credentials for Bedrock: set AWS_ACCESS_KEY_ID and "
