@@ -167,15 +167,11 @@ class ProviderRegistry:
         """A client for ``config`` (a ``ClientConfig``, a ``"provider/model"`` string, or
         ``None`` for the environment's default)."""
         cfg = ClientConfig.parse(config) if not isinstance(config, ClientConfig) else config
-        if cfg.provider is not None and "/" not in cfg.provider and cfg.provider in self:
-            name = cfg.provider
-        elif cfg.provider is not None:
-            self._entry(cfg.provider)  # raises with the list of names
-            name = cfg.provider
-        else:
+        name = cfg.provider
+        if name is None:
             name = self.default_provider()
             cfg = cfg.model_copy(update={"provider": name})
-        entry = self._entry(name)
+        entry = self._entry(name)  # an unknown name raises with the list of names
         if entry.factory is not None:
             return entry.factory(cfg, **policies)
         if name == LOCAL_PROVIDER:
