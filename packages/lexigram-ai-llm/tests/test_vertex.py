@@ -262,6 +262,19 @@ async def test_bad_credentials_file_is_a_configuration_error(
         await client.close()
 
 
+async def test_a_credentials_file_that_is_not_a_json_object_is_a_configuration_error(
+    server: VertexServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "creds.json"
+    path.write_text(json.dumps(["service_account"]))
+    client = make_client(server, credentials_file=str(path))
+    try:
+        with pytest.raises(ConfigurationError, match="credentials_file"):
+            await client.complete([{"role": "user", "content": "hi"}])
+    finally:
+        await client.close()
+
+
 def test_missing_google_auth_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     _google_auth._google_auth.cache_clear()
     monkeypatch.setitem(sys.modules, "google.auth", None)

@@ -178,7 +178,8 @@ def _credentials_from_file(path: str, scopes: tuple[str, ...]) -> Any:
     warns against its generic loader for files of unchecked type)."""
     auth = _google_auth()
     with open(path, encoding="utf-8") as handle:
-        kind = json.load(handle).get("type")
+        info = json.load(handle)
+    kind = info.get("type") if isinstance(info, dict) else None
     if kind == "service_account":
         from google.oauth2 import service_account
 
