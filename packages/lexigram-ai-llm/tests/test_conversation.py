@@ -452,3 +452,16 @@ async def test_a_trimmed_conversation_is_a_valid_request(family: tuple[Any, ...]
     check(server.requests[0].json, SYSTEM)
     assert "get_weather" in server.requests[0].body.decode()  # the tools went along
     assert manager.history[-1].text == "Sunny."
+
+
+@pytest.mark.parametrize(
+    "export",
+    [
+        {"version": 1, "usage": {"bogus_tokens": 1}},
+        {"version": 1, "usage": [1, 2]},
+        {"version": 1, "messages": [5]},
+    ],
+)
+def test_a_malformed_export_is_a_value_error(export: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="not a conversation export"):
+        ConversationManager.from_dict(export)

@@ -350,9 +350,14 @@ class ConversationManager:
             llm_client,
             token_counter=token_counter,
         )
-        for message in normalize_messages(data.get("messages") or ()):
+        try:
+            messages = normalize_messages(data.get("messages") or ())
+            usage = Usage(**(data.get("usage") or {}))
+        except TypeError as exc:  # a wrong shape in the export: report it like a bad value
+            raise ValueError(f"not a conversation export: {exc}") from None
+        for message in messages:
             manager._append(message)
-        manager.usage = Usage(**(data.get("usage") or {}))
+        manager.usage = usage
         manager.cost = data.get("cost")
         manager.responses = int(data.get("responses") or 0)
         return manager
