@@ -61,6 +61,17 @@ def test_sse_final_event_without_blank_line_is_dispatched() -> None:
     assert decoder.finish() == [SSEEvent(b"[DONE]")]
 
 
+def test_sse_cr_line_ends_keep_the_final_event() -> None:
+    # A lone \r is a line end; the one feed() holds back at the end of the body ends a line.
+    assert feed_all(SSEDecoder(), [b"data: a\r\rdata: [DONE]\r\r"]) == [
+        SSEEvent(b"a"),
+        SSEEvent(b"[DONE]"),
+    ]
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: [DONE]\r") == []
+    assert decoder.finish() == [SSEEvent(b"[DONE]")]
+
+
 json_payloads = st.lists(
     st.dictionaries(
         st.text(min_size=1, max_size=5),

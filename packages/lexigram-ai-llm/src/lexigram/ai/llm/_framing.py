@@ -79,11 +79,15 @@ class SSEDecoder:
         A body cut in the middle of a line yields nothing more (``pending`` stays true), so
         half an event is never decoded as if it were whole.
         """
+        events: list[SSEEvent] = []
+        if self._buffer.endswith(b"\r"):
+            # ``feed`` holds a trailing \r back in case \n follows; at the end it ended a line.
+            events = self.feed(b"\n")
         if self._buffer:
-            return []
+            return events
         if self._data or self._event is not None:
-            return self.feed(b"\n")
-        return []
+            events += self.feed(b"\n")
+        return events
 
 
 class NDJSONDecoder:
