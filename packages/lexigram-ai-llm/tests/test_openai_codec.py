@@ -82,3 +82,17 @@ def test_known_shapes_found_by_fuzzing() -> None:
     for body in (b'{"error": 5}', b'{"choices": [{"message": 3}]}'):
         _typed_or_value(CODEC.decode, body, {}, CTX)
     _typed_or_value(CODEC.stream_decoder(CTX).feed, SSEEvent(b'{"error": [1]}'))
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> SSEEvent:
+    return SSEEvent(orjson.dumps({"choices": [{"delta": delta, "finish_reason": finish}]}))
+
+
+def test_text_held_for_a_think_tag_is_kept_when_the_host_sends_reasoning_itself() -> None:
+    decoder = CODEC.stream_decoder(CTX)
+    chunks = decoder.feed(_chunk({"content": "\n"}))  # held: it may precede a <think> tag
+    chunks += decoder.feed(_chunk({"content": "Hi", "reasoning_content": "r"}))
+    chunks += decoder.feed(_chunk({}, "stop"))
+    chunks += decoder.feed(SSEEvent(b"[DONE]"))
+    assert "".join(c.delta for c in chunks) == "\nHi"
+    assert "".join(c.thinking_delta for c in chunks) == "r"

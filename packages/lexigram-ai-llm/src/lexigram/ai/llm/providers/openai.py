@@ -427,7 +427,12 @@ class OpenAIStreamDecoder:
         splitter = self._splitter
         if splitter is not None and text:
             if thinking:
-                self._splitter = splitter = None  # the host separates reasoning itself
+                # The host separates reasoning itself: no tags to look for, and what the
+                # splitter held back goes out now rather than being dropped.
+                self._splitter = None
+                held_text, held_thinking = splitter.flush()
+                text, thinking = held_text + text, held_thinking + thinking
+                splitter = None
             else:
                 text, inline = splitter.feed(text)
                 thinking = inline
