@@ -181,6 +181,19 @@ async def test_key_from_the_provider_environment_variable(
     await client.close()
 
 
+async def test_prepared_http_request_repr_hides_the_auth_header(server: OpenAIServer) -> None:
+    # The request about to be sent carries the key; a traceback or log of it must not show it.
+    from lexigram.ai.llm.providers.http import HTTPLLMClient
+
+    client = client_for(server)
+    assert isinstance(client, HTTPLLMClient)
+    request = client.build_request([{"role": "user", "content": "x"}])
+    http, _ = await client._prepare(request, stream=False)
+    assert http.headers["Authorization"] == f"Bearer {KEY}"
+    assert KEY not in repr(http) and KEY not in str(http)
+    await client.close()
+
+
 async def test_secret_never_in_config_repr_or_errors(
     server: OpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:

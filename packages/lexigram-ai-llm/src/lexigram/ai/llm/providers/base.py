@@ -35,7 +35,7 @@ __all__ = [
 class Framing(StrEnum):
     """How a streamed response body is cut into events before the codec sees them."""
 
-    SSE = "sse"  # events are ``SSEEvent`` (lexigram.ai.llm._sse)
+    SSE = "sse"  # events are ``SSEEvent`` (lexigram.ai.llm._framing)
     NDJSON = "ndjson"  # events are one JSON line each, as ``bytes``
     AWS_EVENTSTREAM = "aws-eventstream"  # events are ``EventStreamMessage`` (bedrock codec)
 
@@ -46,7 +46,8 @@ class HTTPRequest:
 
     method: str
     url: str
-    headers: dict[str, str]
+    # Not in the repr: once the client has added them, headers hold the API key.
+    headers: dict[str, str] = field(repr=False)
     body: bytes | None = None
 
 
