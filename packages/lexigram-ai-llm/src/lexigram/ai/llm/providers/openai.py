@@ -379,12 +379,11 @@ def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[st
 class OpenAIStreamDecoder:
     """Decodes ``data: {chunk}`` events until ``data: [DONE]``."""
 
-    __slots__ = ("_ctx", "_done", "_saw_finish", "_splitter", "_usage_in_body")
+    __slots__ = ("_ctx", "_done", "_splitter", "_usage_in_body")
 
     def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
         self._done = False
-        self._saw_finish = False
         self._splitter: ThinkTagSplitter | None = ThinkTagSplitter()
         self._usage_in_body = ctx.options.get("usage_field")
 
@@ -449,17 +448,14 @@ class OpenAIStreamDecoder:
                 for i, tc in enumerate(raw_tools)
             )
         raw_finish = choice.get("finish_reason")
-        if raw_finish is not None:
-            self._saw_finish = True
         if not (text or thinking or tool_deltas or raw_finish or usage_data):
             return []
-        chunks = []
         if raw_finish is not None and splitter is not None:
             # Text held back while looking for a tag boundary goes out before the finish.
             held_text, held_thinking = splitter.flush()
             text += held_text
             thinking += held_thinking
-        chunks.append(
+        return [
             StreamChunk(
                 delta=text,
                 thinking_delta=thinking,
@@ -470,8 +466,7 @@ class OpenAIStreamDecoder:
                 model=payload.get("model"),
                 id=payload.get("id"),
             )
-        )
-        return chunks
+        ]
 
     def _flush(self) -> list[StreamChunk]:
         if self._splitter is None:
