@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from lexigram.ai.llm.tokens import CharEstimateCounter
 from lexigram.ai.llm.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ PriceLookup = Callable[[str, str], "ModelInfo | None"]
 
 # Output length assumed by the cost estimate when the request sets no ``max_tokens``.
 _ASSUMED_OUTPUT_TOKENS = 512
+
+# The prompt estimate from sizes alone; stateless, so one instance serves every request.
+_CHAR_ESTIMATE = CharEstimateCounter()
 
 
 class RoutingStrategy:
@@ -130,9 +134,7 @@ class CostOptimizedStrategy(RoutingStrategy):
     def order(
         self, routes: Sequence[Route], request: ChatRequest, stats: Mapping[str, RouteStats]
     ) -> list[Route]:
-        from lexigram.ai.llm.tokens import CharEstimateCounter
-
-        prompt = int(CharEstimateCounter().count_messages(request.messages, tools=request.tools))
+        prompt = int(_CHAR_ESTIMATE.count_messages(request.messages, tools=request.tools))
         output = request.max_tokens or _ASSUMED_OUTPUT_TOKENS
         ranked = by_priority(routes)
         costs = {route.name: self.estimate(route, request, prompt, output) for route in ranked}
