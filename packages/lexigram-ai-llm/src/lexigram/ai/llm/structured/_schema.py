@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -15,6 +15,7 @@ from lexigram.ai.llm.exceptions import MissingExtraError
 __all__ = [
     "Validator",
     "compile_validator",
+    "pydantic_problem",
     "relaxed_schema",
     "schema_instructions",
     "schema_name",
@@ -82,13 +83,22 @@ def compile_validator(schema: Mapping[str, Any]) -> Validator:
     def validate(value: Any) -> list[str]:
         problems = []
         for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
-            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-            problems.append(f"${path}: {error.message}")
+            problems.append(_problem(error.absolute_path, error.message))
             if len(problems) >= 8:
                 break
         return problems
 
     return validate
+
+
+def pydantic_problem(error: Mapping[str, Any]) -> str:
+    """One entry of a pydantic ``ValidationError.errors()``, worded like a schema problem."""
+    return _problem(error.get("loc", ()), error.get("msg", "invalid"))
+
+
+def _problem(path: Iterable[Any], message: str) -> str:
+    """``$.items[0].name: message``: one problem, as reported and fed back to the model."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path) + f": {message}"
 
 
 def strict_schema(schema: Mapping[str, Any]) -> dict[str, Any] | None:

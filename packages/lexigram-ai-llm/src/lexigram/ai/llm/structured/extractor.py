@@ -40,6 +40,7 @@ from lexigram.ai.llm.structured._json import (
 from lexigram.ai.llm.structured._schema import (
     Validator,
     compile_validator,
+    pydantic_problem,
     relaxed_schema,
     schema_instructions,
     schema_name,
@@ -439,7 +440,7 @@ def _type_target(output_type: Any) -> _Target:
         try:
             return adapter.validate_python(value), []
         except ValidationError as exc:
-            return None, [_pydantic_problem(e) for e in exc.errors()[:8]]
+            return None, [pydantic_problem(e) for e in exc.errors()[:8]]
 
     def validate_partial(value: Any) -> Any | None:
         if partial_adapter is not None:
@@ -451,11 +452,6 @@ def _type_target(output_type: Any) -> _Target:
         return None if partial_check(value) else value
 
     return _Target(str(name), schema, validate, validate_partial, f"{name} schema")
-
-
-def _pydantic_problem(error: Mapping[str, Any]) -> str:
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.get("loc", ()))
-    return f"${path}: {error.get('msg', 'invalid')}"
 
 
 @functools.lru_cache(maxsize=128)

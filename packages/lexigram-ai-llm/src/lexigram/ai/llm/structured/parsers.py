@@ -20,8 +20,17 @@ from lexigram.ai.llm.exceptions import (
     ExtractionParseError,
     ExtractionValidationError,
 )
-from lexigram.ai.llm.structured._json import JSONExtractionError, extract_json, strip_reasoning
-from lexigram.ai.llm.structured._schema import compile_validator, schema_instructions
+from lexigram.ai.llm.structured._json import (
+    _FENCE,
+    JSONExtractionError,
+    extract_json,
+    strip_reasoning,
+)
+from lexigram.ai.llm.structured._schema import (
+    compile_validator,
+    pydantic_problem,
+    schema_instructions,
+)
 from lexigram.result import Err, Ok, Result
 
 __all__ = [
@@ -35,8 +44,6 @@ __all__ = [
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-
-_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+-]*[ \t]*\r?\n(.*?)```", re.DOTALL)
 
 
 @runtime_checkable
@@ -55,7 +62,7 @@ class OutputParser(Protocol[T_co]):
 def _unfenced(text: str) -> str:
     body = strip_reasoning(text)
     match = _FENCE.search(body)
-    return match.group(1) if match else body
+    return match.group(2) if match else body
 
 
 class JSONParser:
@@ -105,12 +112,7 @@ class PydanticParser(Generic[T]):
         try:
             return Ok(self._adapter.validate_python(value))
         except ValidationError as exc:
-            problems = [
-                "$"
-                + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"])
-                + f": {e['msg']}"
-                for e in exc.errors()[:8]
-            ]
+            problems = [pydantic_problem(e) for e in exc.errors()[:8]]
             return Err(
                 ExtractionValidationError(
                     f"The JSON does not match {getattr(self.model, '__name__', 'the model')}: "
