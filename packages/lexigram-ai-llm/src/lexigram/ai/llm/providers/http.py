@@ -26,7 +26,6 @@ from lexigram.ai.llm.providers.base import (
     RequestSigner,
 )
 from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
-from lexigram.contracts.health import HealthCheckResult, HealthStatus
 
 if TYPE_CHECKING:
     from lexigram.ai.llm._transport import Transport
@@ -323,13 +322,6 @@ class HTTPLLMClient(AbstractLLMClient):
         """Close the HTTP session."""
         if self._transport is not None:
             await self._transport.close()
-
-    async def health_check(self, timeout: float = 5.0) -> HealthCheckResult:
-        """A minimal completion against the provider. Never raises."""
-        try:
-            return await super().health_check(timeout)
-        except ConfigurationError as exc:
-            return HealthCheckResult(HealthStatus.UNHEALTHY, str(exc))
 
 
 def _resolve_api_key(config: ClientConfig, profile: ProviderProfile) -> str | None:
