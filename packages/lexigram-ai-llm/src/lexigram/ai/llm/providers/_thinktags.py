@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ThinkTagSplitter", "split_think_tags"]
+__all__ = ["ThinkTagSplitter", "partial_suffix", "split_think_tags"]
 
 _OPEN = "<think>"
 _CLOSE = "</think>"
@@ -55,7 +55,7 @@ class ThinkTagSplitter:
             self._state = "answer"
             answer = text[end + len(_CLOSE) :].lstrip("\n")
             return answer, text[:end]
-        keep = _partial_suffix(text, _CLOSE)
+        keep = partial_suffix(text, _CLOSE)
         if keep:
             self._held = text[-keep:]
             text = text[:-keep]
@@ -69,8 +69,9 @@ class ThinkTagSplitter:
         return held, ""
 
 
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag``."""
+def partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag`` (what a
+    streaming matcher holds back: it may be the start of ``tag``)."""
     for size in range(min(len(tag) - 1, len(text)), 0, -1):
         if tag.startswith(text[-size:]):
             return size

@@ -49,7 +49,7 @@ from lexigram.ai.llm.exceptions import (
     ProviderError,
     TokenLimitError,
 )
-from lexigram.ai.llm.providers._thinktags import ThinkTagSplitter
+from lexigram.ai.llm.providers._thinktags import ThinkTagSplitter, partial_suffix
 from lexigram.ai.llm.stream import StreamAccumulator
 from lexigram.ai.llm.types import (
     ChatMessage,
@@ -535,20 +535,13 @@ class _StopMatcher:
         if cut >= 0:
             self._held = ""
             return text[:cut], True
-        keep = max(_partial_suffix(text, s) for s in self._stops)
+        keep = max(partial_suffix(text, s) for s in self._stops)
         self._held = text[len(text) - keep :] if keep else ""
         return text[: len(text) - keep], False
 
     def flush(self, text: str) -> str:
         held, self._held = self._held, ""
         return held + text
-
-
-def _partial_suffix(text: str, stop: str) -> int:
-    for size in range(min(len(stop) - 1, len(text)), 0, -1):
-        if stop.startswith(text[-size:]):
-            return size
-    return 0
 
 
 # -- the process-wide pool of loaded models ------------------------------------------------
