@@ -33,7 +33,6 @@ from lexigram.ai.llm.providers._codec_common import (
     apply_extra_body,
     error_document,
     error_message,
-    excerpt,
     invalid_request,
     json_path,
     parse_answer_object,
@@ -369,9 +368,6 @@ class CohereStreamDecoder:
     def done(self) -> bool:
         return self._done
 
-    def _error(self, message: str, **kw: Any) -> StreamError:
-        return StreamError(message, provider=self._ctx.provider, model=self._ctx.model, **kw)
-
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
         try:
             return self._feed(event)
@@ -387,13 +383,14 @@ class CohereStreamDecoder:
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise self._error(
+            raise stream_error(
                 "Cohere sent a stream event that is not valid JSON",
+                self._ctx,
+                data=data,
                 code="stream_malformed",
-                provider_message=excerpt(data),
             ) from exc
         if not isinstance(payload, dict):
-            raise self._error("Cohere sent a stream event that is not a JSON object")
+            raise stream_error("Cohere sent a stream event that is not a JSON object", self._ctx)
         kind = payload.get("type") or event.event
         index = payload.get("index")
         index = index if isinstance(index, int) else 0
@@ -422,7 +419,9 @@ class CohereStreamDecoder:
         if kind == "tool-call-start":
             call = json_path(payload, "delta", "message", "tool_calls")
             if not isinstance(call, Mapping):
-                raise self._error("Cohere sent a tool-call-start event without its tool call")
+                raise stream_error(
+                    "Cohere sent a tool-call-start event without its tool call", self._ctx
+                )
             function = call.get("function") or {}
             chunks = self._close_plan()
             chunks.append(
@@ -470,8 +469,10 @@ class CohereStreamDecoder:
         raw_finish = delta.get("finish_reason")
         error = delta.get("error")
         if error or raw_finish == "ERROR":
-            raise self._error(
+            raise StreamError(
                 "Cohere ended the stream with an error; the answer is incomplete",
+                provider=self._ctx.provider,
+                model=self._ctx.model,
                 retryable=True,
                 code="stream_provider_error",
                 provider_message=str(error) if error else None,
