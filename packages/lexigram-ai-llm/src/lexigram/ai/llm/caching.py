@@ -230,6 +230,9 @@ class LLMCache:
         self.wait_timeout = wait_timeout
         self._counters = _Counters()
         self._flights: dict[str, _Flight] = {}
+        # The key ``get`` just computed, for the ``single_flight``/``put`` that follow a miss
+        # on the same request: a long conversation is not serialised and hashed twice.
+        self._pending_key: tuple[ChatRequest, str, str | None] | None = None
 
     def __repr__(self) -> str:
         return f"LLMCache(backend={type(self.backend).__name__}, ttl={self.ttl!r})"
@@ -253,6 +256,7 @@ class LLMCache:
     async def get(self, request: ChatRequest, provider: str) -> Completion | None:
         """The cached answer (``cached=True``), or ``None``."""
         key = self.key(request, provider)
+        self._pending_key = (request, provider, key)
         if key is None:
             self._counters.bypassed += 1
             return None
@@ -261,11 +265,12 @@ class LLMCache:
             self._counters.misses += 1
         else:
             self._counters.hits += 1
+            self._pending_key = None  # nothing follows a hit: do not keep the request alive
         return found
 
     async def put(self, request: ChatRequest, provider: str, completion: Completion) -> None:
         """Store ``completion`` as the answer to ``request``."""
-        key = self.key(request, provider)
+        key = self._key_after_get(request, provider)
         if key is not None:
             await self._store(key, completion)
 
@@ -277,7 +282,7 @@ class LLMCache:
         Callers that joined a call in flight get its result, error included. Cancelling one
         caller does not cancel the shared call while others still wait for it.
         """
-        key = self.key(request, provider)
+        key = self._key_after_get(request, provider)
         if key is None:
             return await call()
         loop = asyncio.get_running_loop()
@@ -304,6 +309,13 @@ class LLMCache:
         return await self.backend.clear(_KEY_PREFIX)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _key_after_get(self, request: ChatRequest, provider: str) -> str | None:
+        """``key()``, reusing the one ``get`` computed for this very request (used once)."""
+        pending, self._pending_key = self._pending_key, None
+        if pending is not None and pending[0] is request and pending[1] == provider:
+            return pending[2]
+        return self.key(request, provider)
 
     def _forget(self, key: str, flight: _Flight) -> None:
         if self._flights.get(key) is flight:
