@@ -44,6 +44,13 @@ def test_retry_after_is_capped() -> None:
     assert policy.delay_for(1, retry_after=-4.0) == 0.0
 
 
+def test_a_nan_retry_after_falls_back_to_backoff() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=4.0, max_retry_after=30.0)
+    delay = policy.delay_for(2, float("nan"), rng=random.Random(7))
+    assert 0.0 <= delay <= 2.0
+    assert policy.delay_for(1, float("inf")) == 30.0
+
+
 def test_should_retry_counts_total_attempts() -> None:
     policy = RetryPolicy(max_attempts=3)
     assert policy.should_retry(1, retryable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -34,8 +35,9 @@ class RetryPolicy:
 
         With ``retry_after`` the wait is exactly ``min(retry_after, max_retry_after)``; otherwise it
         is drawn uniformly from ``[0, min(max_delay, base_delay * multiplier ** (attempt - 1))]``.
+        A NaN ``retry_after`` is ignored (``asyncio.sleep(nan)`` would never return).
         """
-        if retry_after is not None:
+        if retry_after is not None and not math.isnan(retry_after):
             return min(max(retry_after, 0.0), self.max_retry_after)
         return (rng or random).uniform(0.0, self.backoff_ceiling(attempt))
 
