@@ -780,3 +780,32 @@ def test_decode_and_map_error_give_completions_or_typed_errors(payload: Any, sta
     error = CODEC.map_error(status, {}, body, _CTX)
     assert isinstance(error, LLMError) and error.status == status
     assert str(error) and repr(error)
+
+
+def test_a_structured_answer_cut_short_by_max_tokens_is_length_streamed_or_not() -> None:
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "structured_output_x", "input": {}}
+    body = orjson.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": MODEL,
+            "content": [tool],
+            "stop_reason": "max_tokens",
+            "usage": {"input_tokens": 5, "output_tokens": 7},
+        }
+    )
+    whole = CODEC.decode(body, {}, _CTX)
+    assert whole.content == "{}"
+    assert whole.finish_reason == "length"
+    decoder = CODEC.stream_decoder(_CTX)
+    chunks: list[StreamChunk] = []
+    for event in (
+        {"type": "message_start", "message": {"id": "msg_1", "model": MODEL, "usage": {}}},
+        {"type": "content_block_start", "index": 0, "content_block": {**tool, "input": {}}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {}},
+        {"type": "message_stop"},
+    ):
+        chunks += decoder.feed(SSEEvent(orjson.dumps(event)))
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["length"]

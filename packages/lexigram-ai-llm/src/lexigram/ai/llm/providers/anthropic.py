@@ -278,7 +278,9 @@ class AnthropicCodec:
         content = "".join(text)
         if structured is not None:
             content = structured
-            if not tool_calls:
+            if not tool_calls and raw_finish == "tool_use":
+                # The forced tool call is the answer; a cut-short one (max_tokens) stays
+                # ``length``, as the stream decoder reports it.
                 finish = FinishReason.STOP.value
         usage = _usage(data.get("usage"))
         return Completion(
