@@ -371,3 +371,24 @@ async def test_streamed_and_plain_completions_carry_the_same_cost(server: OpenAI
     assert whole.cost is not None and whole.cost > 0
     assert folded.cost == whole.cost
     await client.close()
+
+
+async def test_stub_stream_folds_to_the_same_completion_with_tool_calls() -> None:
+    from lexigram.ai.llm.module import StubLLMClient
+    from lexigram.ai.llm.types import FunctionCall, ToolCall, Usage
+
+    answer = Completion(
+        content="calling a tool",
+        model="stub",
+        provider="stub",
+        finish_reason="tool_calls",
+        raw_finish_reason="tool_calls",
+        tool_calls=(ToolCall(id="call_1", function=FunctionCall("lookup", '{"q": 1}')),),
+        usage=Usage.of(3, 4),
+        id="stub-1",
+    )
+    stub = StubLLMClient([answer])
+    whole = (await stub.complete([{"role": "user", "content": "x"}])).unwrap()
+    folded = (await stub.stream_chat([{"role": "user", "content": "x"}]).completion()).unwrap()
+    assert folded == whole
+    assert folded.tool_calls == answer.tool_calls

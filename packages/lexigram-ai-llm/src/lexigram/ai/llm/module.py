@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.client import AbstractLLMClient, replay_as_stream
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.registry import ProviderRegistry
 from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk, Usage
@@ -75,11 +76,9 @@ class StubLLMClient(AbstractLLMClient):
         for i, word in enumerate(words):
             await asyncio.sleep(0)
             yield StreamChunk(delta=word if i == 0 else " " + word)
-        yield StreamChunk(
-            finish_reason=completion.finish_reason,
-            raw_finish_reason=completion.raw_finish_reason,
-            usage=completion.usage,
-        )
+        # Thinking, tool calls and the final chunk as a cache replay gives them.
+        for chunk in replay_as_stream(replace(completion, content="")):
+            yield chunk
 
     async def health_check(self, timeout: float = 5.0) -> HealthCheckResult:
         return HealthCheckResult(HealthStatus.HEALTHY, "stub")
