@@ -237,6 +237,19 @@ async def test_an_aws_profile_that_is_not_on_file_is_a_configuration_error(
     assert server.requests == []
 
 
+async def test_a_message_with_nothing_to_send_is_left_out(
+    server: BedrockServer, client: AbstractLLMClient
+) -> None:
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "again"},
+    ]
+    assert (await client.complete(messages)).is_ok()
+    sent = server.requests[-1].json["messages"]
+    assert sent == [{"role": "user", "content": [{"text": "hi"}, {"text": "again"}]}]
+
+
 def test_default_base_url_is_the_regional_endpoint() -> None:
     llm = create_llm_client(ClientConfig(provider="bedrock", extra={"region": "eu-west-3"}))
     assert llm.base_url == "https://bedrock-runtime.eu-west-3.amazonaws.com"  # type: ignore[attr-defined]

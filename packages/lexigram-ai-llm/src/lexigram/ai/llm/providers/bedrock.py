@@ -595,6 +595,8 @@ def _encode_messages(
             role, blocks = "assistant", _assistant_blocks(message, ctx)
         else:
             role, blocks = "user", _content_blocks(message, ctx)
+        if not blocks:
+            continue  # Converse rejects a message with no content blocks
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
