@@ -3,6 +3,8 @@ client using it for ``Completion.cost`` and the token-limit pre-flight (over rea
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,39 @@ def test_register_overrides_one_model() -> None:
     table.register(ModelInfo("my-finetune", "openai", 1.0, 4.0, context_window=4096))
     info = lookup_model("my-finetune-2024-01-01")
     assert info is not None and info.context_window == 4096
+
+
+def test_lookups_and_registers_from_several_threads() -> None:
+    # A lookup that misses scans the table; a register in another thread used to change the
+    # table's size under that scan ("dictionary changed size during iteration").
+    table = ModelTable.bundled()
+    count = 2000
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def look_up() -> None:
+        try:
+            while not done.is_set():
+                for i in range(count):
+                    table.lookup(f"race-model-{i}")
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    readers = [threading.Thread(target=look_up) for _ in range(2)]
+    try:
+        for reader in readers:
+            reader.start()
+        for i in range(count):
+            table.register(ModelInfo(f"race-model-{i}", None, 1.0, 2.0))
+            assert table.lookup(f"race-model-{i}") is not None
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
 
 
 @pytest.mark.parametrize(

@@ -276,8 +276,10 @@ class ModelTable:
             return self._cache[key]
         except KeyError:
             pass
-        found = self._find(model, provider)
+        # Under the lock: ``register`` may change the table meanwhile (its entries must not
+        # change size mid-scan, and a miss cached after its ``_cache.clear()`` would be stale).
         with self._lock:
+            found = self._find(model, provider)
             self._cache[key] = found
         return found
 
