@@ -88,9 +88,13 @@ class Route:
         """The provider the route's client talks to."""
         return self.client.provider_name
 
+    def model_for(self, request: ChatRequest) -> str:
+        """The model this route sends ``request`` to."""
+        return self.model or request.model or self.default_model
+
     def request_for(self, request: ChatRequest) -> ChatRequest:
         """``request`` with this route's model."""
-        model = self.model or request.model or self.default_model
+        model = self.model_for(request)
         return request if model == request.model else replace(request, model=model)
 
 
@@ -294,7 +298,7 @@ class LLMRouter(AbstractLLMClient):
             raise picked
         route, opened = picked
         out.provider = route.provider
-        out.model = route.request_for(request).model
+        out.model = route.model_for(request)
         out.attempts = tuple(attempts)
         accumulator = StreamAccumulator() if cache is not None else None
         try:
@@ -583,7 +587,7 @@ def _attempt(
     return {
         "route": route.name,
         "provider": route.provider,
-        "model": route.request_for(request).model,
+        "model": route.model_for(request),
         "outcome": outcome,
         "latency_ms": None if elapsed is None else round(elapsed * 1000.0, 3),
         "error": None if error is None else error.code,
