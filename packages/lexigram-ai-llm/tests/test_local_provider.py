@@ -241,6 +241,16 @@ async def test_a_schema_llama_cpp_cannot_compile_is_an_invalid_request(
     assert result.error.provider == "local"
 
 
+async def test_a_sampler_option_that_is_not_a_number_is_an_invalid_request(
+    local_model: LocalModel,
+) -> None:
+    async with make_client() as client:
+        result = await client.complete(QUESTION, top_k="many")
+    assert isinstance(result, Err)
+    assert isinstance(result.error, InvalidRequestError)
+    assert result.error.provider == "local"
+
+
 # -- cancellation --------------------------------------------------------------------------
 
 

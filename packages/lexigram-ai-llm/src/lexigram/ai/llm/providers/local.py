@@ -409,14 +409,25 @@ class LocalModel:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         finish, raw = FinishReason.LENGTH, "length"
         hit_stop = False
+        extra = request.extra
+        try:
+            top_k = int(extra.get("top_k", 40))
+            min_p = float(extra.get("min_p", 0.05))
+            repeat_penalty = float(extra.get("repeat_penalty", 1.0))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"top_k, min_p and repeat_penalty must be numbers ({exc})",
+                provider=PROVIDER,
+                model=self.spec.name,
+            ) from exc
         self.generations += 1
         generator = llama.generate(
             prompt,
             temp=temperature,
             top_p=0.95 if request.top_p is None else request.top_p,
-            top_k=int(request.extra.get("top_k", 40)),
-            min_p=float(request.extra.get("min_p", 0.05)),
-            repeat_penalty=float(request.extra.get("repeat_penalty", 1.0)),
+            top_k=top_k,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
             grammar=grammar,
         )
         try:
