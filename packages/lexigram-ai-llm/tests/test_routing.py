@@ -441,6 +441,29 @@ async def test_stream_falls_back_before_the_first_chunk(servers: list[CountingSe
         await router.close()
 
 
+async def test_routed_stream_folds_with_the_same_cost_as_complete(
+    servers: list[CountingServer],
+) -> None:
+    # A priced model: the route's client computes the cost from the pricing table.
+    priced = ProviderRoute(
+        name="priced",
+        provider="openai",
+        model="gpt-4o",
+        base_url=servers[0].url + "/v1",
+        api_key=ROUTE_KEY,
+    )
+    servers[0].script(Reply(text="same answer"), Reply(text="same answer", chunk_chars=4))
+    router = router_for(LLMConfig(providers=[priced]))
+    try:
+        whole = (await router.complete(HI)).unwrap()
+        folded = (await router.stream_chat(HI).completion()).unwrap()
+        assert whole.cost is not None
+        assert folded.cost == whole.cost
+        assert folded.content == whole.content
+    finally:
+        await router.close()
+
+
 async def test_stream_failure_after_the_first_chunk_is_not_retried_elsewhere(
     servers: list[CountingServer],
 ) -> None:

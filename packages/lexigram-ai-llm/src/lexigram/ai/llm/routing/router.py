@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lexigram.ai.llm.client import (
@@ -297,9 +298,12 @@ class LLMRouter(AbstractLLMClient):
         if isinstance(picked, LLMError):
             raise picked
         route, opened = picked
+        routed = route.request_for(request)
         out.provider = route.provider
-        out.model = route.model_for(request)
+        out.model = routed.model
         out.attempts = tuple(attempts)
+        # Post-processing (cost) as the route's own client applies it to ``complete``.
+        finalize = out._finalize = partial(route.client._finalize, routed)
         accumulator = StreamAccumulator() if cache is not None else None
         try:
             if opened.first is not None:
@@ -316,7 +320,7 @@ class LLMRouter(AbstractLLMClient):
         finally:
             await opened.stream.aclose()
         if cache is not None and accumulator is not None:
-            folded = accumulator.to_completion(out.provider, out.model)
+            folded = finalize(accumulator.to_completion(out.provider, out.model))
             await cache.put(request, self._cache_scope, replace(folded, attempts=out.attempts))
 
     # -- the attempt engine ----------------------------------------------------------------
