@@ -96,3 +96,18 @@ def test_text_held_for_a_think_tag_is_kept_when_the_host_sends_reasoning_itself(
     chunks += decoder.feed(SSEEvent(b"[DONE]"))
     assert "".join(c.delta for c in chunks) == "\nHi"
     assert "".join(c.thinking_delta for c in chunks) == "r"
+
+
+def test_newlines_after_think_in_their_own_chunk_are_dropped_as_in_the_whole_answer() -> None:
+    pieces = ["<think>", "plan", "</think>", "\n\n", "Hi", "\nthere"]
+    decoder = CODEC.stream_decoder(CTX)
+    chunks = [c for piece in pieces for c in decoder.feed(_chunk({"content": piece}))]
+    chunks += decoder.feed(_chunk({}, "stop"))
+    chunks += decoder.feed(SSEEvent(b"[DONE]"))
+    body = orjson.dumps(
+        {"choices": [{"message": {"content": "".join(pieces)}, "finish_reason": "stop"}]}
+    )
+    whole = CODEC.decode(body, {}, CTX)
+    assert whole.content == "Hi\nthere"
+    assert "".join(c.delta for c in chunks) == whole.content
+    assert "".join(c.thinking_delta for c in chunks) == "plan"

@@ -26,13 +26,20 @@ class ThinkTagSplitter:
     __slots__ = ("_held", "_state")
 
     def __init__(self) -> None:
-        self._state = "start"  # start -> thinking -> answer
+        self._state = "start"  # start -> thinking -> (after_close ->) answer
         self._held = ""
 
     def feed(self, delta: str) -> tuple[str, str]:
         """``(answer_delta, thinking_delta)`` for one streamed delta."""
         if self._state == "answer":
             return delta, ""
+        if self._state == "after_close":
+            # The newlines after ``</think>`` may come in later deltas: dropped there too,
+            # as ``split_think_tags`` drops them from the whole text.
+            answer = delta.lstrip("\n")
+            if answer:
+                self._state = "answer"
+            return answer, ""
         text = self._held + delta
         self._held = ""
         if self._state == "start":
@@ -52,8 +59,8 @@ class ThinkTagSplitter:
         # thinking
         end = text.find(_CLOSE)
         if end >= 0:
-            self._state = "answer"
             answer = text[end + len(_CLOSE) :].lstrip("\n")
+            self._state = "answer" if answer else "after_close"
             return answer, text[:end]
         keep = partial_suffix(text, _CLOSE)
         if keep:
