@@ -392,3 +392,20 @@ async def test_stub_stream_folds_to_the_same_completion_with_tool_calls() -> Non
     folded = (await stub.stream_chat([{"role": "user", "content": "x"}]).completion()).unwrap()
     assert folded == whole
     assert folded.tool_calls == answer.tool_calls
+
+
+def test_response_format_dicts_of_unknown_shape_are_refused() -> None:
+    from lexigram.ai.llm.module import StubLLMClient
+
+    stub = StubLLMClient()
+    messages = [{"role": "user", "content": "x"}]
+    schema = {"type": "object"}
+    built = stub.build_request(
+        messages, response_format={"type": "json_schema", "json_schema": {"schema": schema}}
+    )
+    assert built.response_format is not None and built.response_format.schema == schema
+    assert stub.build_request(messages, response_format={"type": "text"}).response_format
+    with pytest.raises(ValueError, match="json_objekt"):
+        stub.build_request(messages, response_format={"type": "json_objekt"})
+    with pytest.raises(TypeError, match="json_schema"):
+        stub.build_request(messages, response_format={"type": "json_schema", "json_schema": "x"})

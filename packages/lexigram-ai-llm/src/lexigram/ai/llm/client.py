@@ -497,10 +497,16 @@ def replay_as_stream(completion: Completion) -> list[StreamChunk]:
 
 
 def _response_format_from_mapping(spec: Mapping[str, Any]) -> ResponseFormat:
-    """Accept OpenAI's ``response_format`` dict shape."""
+    """Accept OpenAI's ``response_format`` dict shape; anything else is refused, never
+    silently read as plain text."""
     kind = spec.get("type", "text")
     if kind == "json_schema":
         inner = spec.get("json_schema", spec)
+        if not isinstance(inner, Mapping):
+            raise TypeError(
+                "response_format['json_schema'] must be a mapping with 'schema' "
+                f"(and optionally 'name', 'strict'), not {type(inner).__name__}"
+            )
         return ResponseFormat(
             "json_schema",
             inner.get("schema"),
@@ -509,4 +515,8 @@ def _response_format_from_mapping(spec: Mapping[str, Any]) -> ResponseFormat:
         )
     if kind == "json_object":
         return ResponseFormat("json_object")
-    return ResponseFormat("text")
+    if kind == "text":
+        return ResponseFormat("text")
+    raise ValueError(
+        f"unknown response_format type {kind!r}; use 'text', 'json_object' or 'json_schema'"
+    )
