@@ -161,3 +161,14 @@ async def test_cancelling_the_consumer_releases_the_source() -> None:
         await task
     assert source.released
     assert stream.closed
+
+
+async def test_a_source_factory_that_raises_fails_like_the_source() -> None:
+    def broken_factory() -> AsyncIterator[int]:
+        raise LLMError("could not start")
+
+    stream: AsyncStream[int, LLMError] = AsyncStream(broken_factory, error_type=LLMError)
+    result = await stream.collect()
+    assert isinstance(result, Err)
+    assert stream.closed
+    assert [x async for x in stream] == []

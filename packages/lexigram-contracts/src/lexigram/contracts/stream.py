@@ -58,14 +58,13 @@ class AsyncStream(Generic[T_co, E]):
 
     async def __anext__(self) -> T_co:
         iterator = self._iterator
-        if iterator is None:
-            if self._closed:
-                raise StopAsyncIteration
-            factory = self._factory
-            assert factory is not None
-            self._factory = None
-            iterator = self._iterator = factory()
         try:
+            if iterator is None:
+                factory = self._factory
+                if self._closed or factory is None:
+                    raise StopAsyncIteration
+                self._factory = None
+                iterator = self._iterator = factory()
             item: T_co = await iterator.__anext__()
         except StopAsyncIteration:
             self._finish()
