@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pickle
 import struct
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -375,3 +378,49 @@ def test_preflight_counts_near_the_limit_and_refuses_over_it() -> None:
     )
     assert refused.details["estimated"] is False
     assert "No request was sent" in refused.message
+
+
+def test_a_counter_registered_while_other_threads_look_up_is_used() -> None:
+    # A lookup that started before ``register`` used to cache its (fallback) answer after
+    # ``register`` had cleared the cache, hiding the new counter for that model for good.
+    # A race: without the fix this fails most runs (3 of 4 here), never with it.
+    registry = TokenCounterRegistry()
+    for k in range(200):  # a miss scans every pattern: a wide window for the race
+        registry.register(CharEstimateCounter(), pattern=f"other-{k}-*")
+    done = threading.Event()
+    upcoming = [0]
+    errors: list[BaseException] = []
+
+    def look_up() -> None:
+        try:
+            while not done.is_set():
+                registry.get(f"race-model-{upcoming[0]}")
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    def churn() -> None:  # other registrations keep clearing the cache: lookups keep missing
+        k = 0
+        while not done.is_set():
+            registry.register(CharEstimateCounter(), model=f"churn-{k % 50}")
+            k += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    readers = [threading.Thread(target=look_up) for _ in range(3)]
+    readers.append(threading.Thread(target=churn))
+    counters = [CharEstimateCounter(chars_per_token=3) for _ in range(1000)]
+    try:
+        for reader in readers:
+            reader.start()
+        for i in range(len(counters)):
+            upcoming[0] = i
+            time.sleep(0.0002)  # let the readers start looking the name up
+            registry.register(counters[i], model=f"race-model-{i}")
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
+    stale = [i for i in range(len(counters)) if registry.get(f"race-model-{i}") is not counters[i]]
+    assert stale == []

@@ -625,6 +625,7 @@ class TokenCounterRegistry:
         self._exact: dict[str, CounterSource] = {}
         self._patterns: list[tuple[re.Pattern[str], CounterSource]] = []
         self._resolved: dict[str, tuple[TokenCounter, str | None]] = {}
+        self._generation = 0  # bumped by ``register``: a lookup begun before it is not cached
         self._lock = threading.Lock()
 
     @classmethod
@@ -647,15 +648,16 @@ class TokenCounterRegistry:
         """Use ``counter`` for ``model`` (exact name) or for names matching ``pattern``."""
         if (model is None) == (pattern is None):
             raise ValueError("register a counter for exactly one of model= or pattern=")
+        if isinstance(pattern, str):
+            pattern = re.compile(fnmatch.translate(pattern.lower()), re.IGNORECASE)
         with self._lock:
             if model is not None:
                 self._exact[model.lower()] = counter
-            elif isinstance(pattern, re.Pattern):
-                self._patterns.insert(0, (pattern, counter))
             else:
                 assert pattern is not None
-                compiled = re.compile(fnmatch.translate(pattern.lower()), re.IGNORECASE)
-                self._patterns.insert(0, (compiled, counter))
+                # A new list, not an insert: a lookup in another thread may be iterating it.
+                self._patterns = [(pattern, counter), *self._patterns]
+            self._generation += 1
             self._resolved.clear()
 
     def get(self, model: str | None = None) -> TokenCounter:
@@ -667,9 +669,11 @@ class TokenCounterRegistry:
         cached = self._resolved.get(key)
         if cached is not None:
             return cached
-        resolved = self._lookup(key, model)
+        generation = self._generation
+        resolved = self._lookup(key, model)  # outside the lock: a factory may load a tokenizer
         with self._lock:
-            self._resolved[key] = resolved
+            if generation == self._generation:
+                self._resolved[key] = resolved
         return resolved
 
     def _lookup(self, key: str, model: str | None) -> tuple[TokenCounter, str | None]:
