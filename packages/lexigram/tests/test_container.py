@@ -198,6 +198,24 @@ async def test_registering_again_replaces_the_previous_registration() -> None:
     assert await container.resolve("name") == "new"
 
 
+async def test_registering_again_during_a_build_is_not_overwritten_by_it() -> None:
+    container = Container()
+    release = asyncio.Event()
+
+    async def slow_old() -> str:
+        await release.wait()
+        return "old"
+
+    container.register_factory("name", slow_old)
+    first = asyncio.create_task(container.resolve("name"))
+    await asyncio.sleep(0)  # the old factory is now building
+    container.register_factory("name", lambda: "new")
+    release.set()
+
+    assert await first == "old"  # the caller that asked before gets what it asked for
+    assert await container.resolve("name") == "new"
+
+
 async def test_aclose_closes_built_singletons_newest_first() -> None:
     closed: list[str] = []
 

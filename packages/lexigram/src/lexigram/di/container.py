@@ -127,11 +127,14 @@ class Container:
             if not registration.singleton:
                 return await registration.build(self)
             async with self._locks.setdefault(key, asyncio.Lock()):
-                if key not in self._singletons:
-                    instance = await registration.build(self)
+                if key in self._singletons:
+                    return self._singletons[key]
+                instance = await registration.build(self)
+                self._built.append((key, instance))
+                # Registered again while this was being built: the new registration wins.
+                if self._registrations.get(key) is registration:
                     self._singletons[key] = instance
-                    self._built.append((key, instance))
-                return self._singletons[key]
+                return instance
         finally:
             _resolving.reset(token)
 
