@@ -465,3 +465,17 @@ async def test_a_trimmed_conversation_is_a_valid_request(family: tuple[Any, ...]
 def test_a_malformed_export_is_a_value_error(export: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="not a conversation export"):
         ConversationManager.from_dict(export)
+
+
+async def test_the_budget_follows_tools_and_system_prompt_changed_later() -> None:
+    manager = ConversationManager(ConversationConfig(model="gpt-4o"))
+    await manager.add_message({"role": "user", "content": "Hi"})
+    bare = manager.prompt_tokens()
+    manager.tools.append(WEATHER_TOOL)
+    with_tool = manager.prompt_tokens()
+    assert with_tool > bare
+    manager.config.system_prompt = "You are a terse assistant who answers in one word."
+    assert manager.prompt_tokens() > with_tool
+    manager.tools.clear()
+    manager.config.system_prompt = None
+    assert manager.prompt_tokens() == bare

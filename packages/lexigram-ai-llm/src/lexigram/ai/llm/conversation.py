@@ -75,8 +75,9 @@ class ConversationManager:
         self._token_counter = token_counter
         self._messages: list[ChatMessage] = []
         self._tokens: list[int | None] = []
-        self._system_tokens: int | None = None
-        self._tool_tokens: int | None = None
+        # (what was counted, its tokens): recounted when the system prompt, tools or model change
+        self._system_tokens: tuple[Any, int] | None = None
+        self._tool_tokens: tuple[Any, int] | None = None
         self.usage = Usage()
         self.cost: float | None = None
         self.responses = 0
@@ -200,23 +201,24 @@ class ConversationManager:
     def _fixed_tokens(self) -> int:
         counter = self._counter()
         model = self._count_model()
-        if self._system_tokens is None:
-            prompt = self.config.system_prompt
-            self._system_tokens = (
-                int(counter.count_message(ChatMessage.system(prompt), model)) if prompt else 0
-            )
+        prompt = self.config.system_prompt
+        if self._system_tokens is None or self._system_tokens[0] != (prompt, model):
+            tokens = int(counter.count_message(ChatMessage.system(prompt), model)) if prompt else 0
+            self._system_tokens = ((prompt, model), tokens)
         pinned = sum(
             self._message_tokens(i) for i, m in enumerate(self._messages) if m.role is Role.SYSTEM
         )
-        if self._tool_tokens is None:
-            self._tool_tokens = (
-                int(counter.count_messages([], model, tools=self.tools))
+        tools = tuple(self.tools)
+        if self._tool_tokens is None or self._tool_tokens[0] != (tools, model):
+            tokens = (
+                int(counter.count_messages([], model, tools=tools))
                 - int(counter.count_messages([], model))
-                if self.tools
+                if tools
                 else 0
             )
+            self._tool_tokens = ((tools, model), tokens)
         # 3: the reply priming every prompt pays
-        return self._system_tokens + self._tool_tokens + pinned + 3
+        return self._system_tokens[1] + self._tool_tokens[1] + pinned + 3
 
     def _trim(self) -> None:
         starts = self._turn_starts()
