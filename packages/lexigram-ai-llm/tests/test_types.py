@@ -153,3 +153,14 @@ def test_with_cost_changes_only_the_cost() -> None:
     priced = completion.with_cost(0.5)
     assert priced.cost == 0.5
     assert Completion.from_dict({**priced.to_dict(), "cost": None}) == completion
+
+
+def test_request_repr_never_shows_extra_headers() -> None:
+    from lexigram.ai.llm.types import ChatRequest
+
+    request = ChatRequest(
+        messages=(ChatMessage(Role.USER, "x"),),
+        model="m",
+        extra={"headers": {"Authorization": "Bearer sk-secret-123"}},
+    )
+    assert "sk-secret-123" not in repr(request)

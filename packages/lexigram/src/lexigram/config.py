@@ -38,7 +38,18 @@ NESTING_DELIMITER = "__"
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Field-name words whose values are masked in error messages. Suffixes, so that ``api_key`` and
 # ``accesstoken`` are masked but ``max_tokens`` is not.
-_SENSITIVE_SUFFIXES = ("key", "secret", "secrets", "token", "password", "passwd", "credentials")
+_SENSITIVE_SUFFIXES = (
+    "key",
+    "secret",
+    "secrets",
+    "token",
+    "password",
+    "passwd",
+    "credentials",
+    "authorization",
+    "cookie",
+    "headers",
+)
 _MAX_SHOWN_VALUE = 80
 
 

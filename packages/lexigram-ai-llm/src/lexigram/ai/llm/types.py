@@ -566,7 +566,8 @@ class ChatRequest:
     response_format: ResponseFormat | None = None
     thinking: ThinkingConfig | None = None
     seed: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # Not in the repr: extra may carry headers such as Authorization.
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def with_messages(self, messages: Sequence[ChatMessage]) -> ChatRequest:
         return replace(self, messages=tuple(messages))
