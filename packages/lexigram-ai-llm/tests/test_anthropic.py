@@ -17,7 +17,7 @@ import orjson
 import pytest
 import pytest_asyncio
 from harness.anthropic_server import AnthropicServer
-from harness.conformance import SECRET
+from harness.conformance import SECRET, strict_comparable
 from harness.server import Reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,23 +99,6 @@ async def client(server: AnthropicServer) -> AsyncIterator[AbstractLLMClient]:
         yield client
     finally:
         await client.close()
-
-
-def comparable(completion: Completion) -> tuple[Any, ...]:
-    """Everything a streamed answer must reproduce: content, tool calls, usage, thinking."""
-    thinking = completion.thinking
-    return (
-        completion.content,
-        completion.finish_reason,
-        completion.raw_finish_reason,
-        [(tc.id, tc.name, tc.parsed_arguments(), tc.signature) for tc in completion.tool_calls],
-        completion.usage,
-        None
-        if thinking is None
-        else (thinking.content, thinking.signature, thinking.tokens, thinking.blocks),
-        completion.model,
-        completion.id,
-    )
 
 
 # -- what goes on the wire -----------------------------------------------------------------
@@ -368,7 +351,7 @@ async def test_thinking_and_tool_round_trip_keeps_blocks_byte_for_byte(
     streamed = (
         await client.stream_chat(question, tools=[WEATHER_TOOL], thinking=thinking).completion()
     ).unwrap()
-    assert comparable(streamed) == comparable(whole)
+    assert strict_comparable(streamed) == strict_comparable(whole)
 
     assert whole.finish_reason == "tool_calls"
     assert whole.thinking is not None
@@ -486,7 +469,7 @@ async def test_structured_output_through_forced_tool_use(
             [{"role": "user", "content": "Who?"}], response_format=fmt
         ).completion()
     ).unwrap()
-    assert comparable(streamed) == comparable(whole)
+    assert strict_comparable(streamed) == strict_comparable(whole)
 
     # Forced tool use is not allowed with extended thinking: the tool is offered instead.
     server.script(reply)

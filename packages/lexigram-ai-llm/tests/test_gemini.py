@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 import pytest_asyncio
-from harness.conformance import SECRET
+from harness.conformance import SECRET, strict_comparable
 from harness.gemini_server import GeminiServer
 from harness.server import Reply
 from hypothesis import given, settings
@@ -98,23 +98,6 @@ async def client(server: GeminiServer) -> AsyncIterator[AbstractLLMClient]:
         yield client
     finally:
         await client.close()
-
-
-def comparable(completion: Completion) -> tuple[Any, ...]:
-    """Everything a streamed answer must reproduce: content, tool calls, usage, thinking."""
-    thinking = completion.thinking
-    return (
-        completion.content,
-        completion.finish_reason,
-        completion.raw_finish_reason,
-        [(tc.id, tc.name, tc.arguments, tc.signature) for tc in completion.tool_calls],
-        completion.usage,
-        None
-        if thinking is None
-        else (thinking.content, thinking.signature, thinking.tokens, thinking.blocks),
-        completion.model,
-        completion.id,
-    )
 
 
 # -- what goes on the wire -----------------------------------------------------------------
@@ -301,7 +284,7 @@ async def test_thinking_and_function_call_round_trip_keeps_signatures(
     streamed = (
         await client.stream_chat(question, tools=[WEATHER_TOOL], thinking=thinking).completion()
     ).unwrap()
-    assert comparable(streamed) == comparable(whole)
+    assert strict_comparable(streamed) == strict_comparable(whole)
 
     assert whole.finish_reason == "tool_calls"  # Gemini says STOP; the answer calls tools
     assert whole.raw_finish_reason == "STOP"
@@ -365,7 +348,7 @@ async def test_text_answer_signature_is_kept_and_replayed(
     streamed = (
         await client.stream_chat([{"role": "user", "content": "6*7?"}]).completion()
     ).unwrap()
-    assert comparable(streamed) == comparable(whole)
+    assert strict_comparable(streamed) == strict_comparable(whole)
     assert whole.thinking is not None
     assert whole.thinking.content == "Compute 6 times 7."
     assert whole.thinking.signature == SIGNATURE

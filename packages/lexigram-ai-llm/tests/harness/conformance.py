@@ -424,3 +424,21 @@ def _comparable(completion: Any) -> tuple[Any, ...]:
         completion.usage,
         None if thinking is None else (thinking.content, thinking.signature, thinking.blocks),
     )
+
+
+def strict_comparable(completion: Any) -> tuple[Any, ...]:
+    """Everything a family's streamed answer must reproduce when its server sends the same ids
+    both ways: ``_comparable`` plus raw finish reason, signatures, thinking tokens, model, id."""
+    thinking = completion.thinking
+    return (
+        completion.content,
+        completion.finish_reason,
+        completion.raw_finish_reason,
+        [(tc.id, tc.name, tc.parsed_arguments(), tc.signature) for tc in completion.tool_calls],
+        completion.usage,
+        None
+        if thinking is None
+        else (thinking.content, thinking.signature, thinking.tokens, thinking.blocks),
+        completion.model,
+        completion.id,
+    )
