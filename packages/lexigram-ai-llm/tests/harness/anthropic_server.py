@@ -166,7 +166,12 @@ class AnthropicServer(FakeProviderServer):
                 for piece in text_pieces(block["text"], reply.chunk_chars):
                     events.append(_delta(index, {"type": "text_delta", "text": piece}))
             elif kind == "tool_use":
-                arguments = orjson.dumps(block["input"], option=orjson.OPT_INDENT_2).decode()
+                raw = block["input"]  # a str is scripted raw argument text
+                arguments = (
+                    raw
+                    if isinstance(raw, str)
+                    else orjson.dumps(raw, option=orjson.OPT_INDENT_2).decode()
+                )
                 events.append(_delta(index, {"type": "input_json_delta", "partial_json": ""}))
                 for piece in text_pieces(arguments, 5):
                     events.append(

@@ -31,7 +31,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from harness.server import FakeProviderServer, RecordedRequest, Reply, text_pieces
+from harness.server import FakeProviderServer, RecordedRequest, Reply, arguments_text, text_pieces
 
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"  # the SigV4 test-suite example key
@@ -429,7 +429,7 @@ class BedrockServer(FakeProviderServer):
                     },
                 )
             )
-            for piece in text_pieces(orjson.dumps(args).decode(), 5):
+            for piece in text_pieces(arguments_text(args), 5):
                 events.append(
                     event(
                         "contentBlockDelta",

@@ -10,7 +10,14 @@ from typing import Any
 import orjson
 
 from harness.conformance import SECRET
-from harness.server import FakeProviderServer, RecordedRequest, Reply, sse, text_pieces
+from harness.server import (
+    FakeProviderServer,
+    RecordedRequest,
+    Reply,
+    arguments_text,
+    sse,
+    text_pieces,
+)
 
 # kind: (status, message) as Cohere's errors reference lists them.
 _ERRORS: dict[str, tuple[int, str]] = {
@@ -82,7 +89,7 @@ class CohereServer(FakeProviderServer):
                 {
                     "id": cid,
                     "type": "function",
-                    "function": {"name": name, "arguments": orjson.dumps(args).decode()},
+                    "function": {"name": name, "arguments": arguments_text(args)},
                 }
                 for cid, name, args in reply.tool_calls
             ]
@@ -168,7 +175,7 @@ class CohereServer(FakeProviderServer):
                     }
                 )
             )
-            for piece in text_pieces(orjson.dumps(args).decode(), 5):
+            for piece in text_pieces(arguments_text(args), 5):
                 events.append(
                     event(
                         {

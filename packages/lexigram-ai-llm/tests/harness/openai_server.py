@@ -7,7 +7,14 @@ from typing import Any
 
 import orjson
 
-from harness.server import FakeProviderServer, RecordedRequest, Reply, sse, text_pieces
+from harness.server import (
+    FakeProviderServer,
+    RecordedRequest,
+    Reply,
+    arguments_text,
+    sse,
+    text_pieces,
+)
 
 _ERRORS: dict[str, tuple[int, str, str | None]] = {
     # kind: (status, type, code) as OpenAI sends them
@@ -71,7 +78,7 @@ class OpenAIServer(FakeProviderServer):
                 {
                     "id": cid,
                     "type": "function",
-                    "function": {"name": name, "arguments": orjson.dumps(args).decode()},
+                    "function": {"name": name, "arguments": arguments_text(args)},
                 }
                 for cid, name, args in reply.tool_calls
             ]
@@ -124,7 +131,7 @@ class OpenAIServer(FakeProviderServer):
         for piece in text_pieces(reply.text, reply.chunk_chars):
             events.append(self._chunk(request, {"content": piece}))
         for index, (cid, name, args) in enumerate(reply.tool_calls):
-            arguments = orjson.dumps(args).decode()
+            arguments = arguments_text(args)
             events.append(
                 self._chunk(
                     request,

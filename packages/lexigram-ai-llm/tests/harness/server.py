@@ -37,7 +37,9 @@ class Reply:
     text: str = "Hello from the loopback server."
     thinking: str = ""
     thinking_signature: str | None = None
-    tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # (id, name, arguments): a dict, or a str sent as the raw argument text where the wire
+    # carries arguments as JSON text (to script invalid JSON)
+    tool_calls: list[tuple[str, str, dict[str, Any] | str]] = field(default_factory=list)
     finish: str = "stop"  # stop | length | tool_calls | content_filter
     prompt_tokens: int = 12
     completion_tokens: int = 7
@@ -69,6 +71,11 @@ class RecordedRequest:
     @property
     def json(self) -> Any:
         return orjson.loads(self.body) if self.body else None
+
+
+def arguments_text(args: dict[str, Any] | str) -> str:
+    """A tool call's arguments as JSON text (a str is sent as it is, valid JSON or not)."""
+    return args if isinstance(args, str) else orjson.dumps(args).decode()
 
 
 def text_pieces(text: str, size: int) -> list[str]:

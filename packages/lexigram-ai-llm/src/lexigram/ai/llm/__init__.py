@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.exceptions import LLMQuotaExceededError as LLMQuotaExceededError
     from lexigram.ai.llm.exceptions import LLMRateLimitError as LLMRateLimitError
     from lexigram.ai.llm.exceptions import LLMTimeoutError as LLMTimeoutError
+    from lexigram.ai.llm.exceptions import MaxStepsExceededError as MaxStepsExceededError
     from lexigram.ai.llm.exceptions import ProviderConnectionError as ProviderConnectionError
     from lexigram.ai.llm.exceptions import StreamError as StreamError
     from lexigram.ai.llm.exceptions import TokenLimitError as TokenLimitError
+    from lexigram.ai.llm.exceptions import ToolFailureLimitError as ToolFailureLimitError
+    from lexigram.ai.llm.exceptions import ToolLoopError as ToolLoopError
     from lexigram.ai.llm.model_manager import LLMModelManager as LLMModelManager
     from lexigram.ai.llm.module import LLMModule as LLMModule
     from lexigram.ai.llm.module import LLMProvider as LLMProvider
@@ -41,6 +44,14 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.tokens import HuggingFaceCounter as HuggingFaceCounter
     from lexigram.ai.llm.tokens import TiktokenCounter as TiktokenCounter
     from lexigram.ai.llm.tokens import TokenCounterRegistry as TokenCounterRegistry
+    from lexigram.ai.llm.tools import Tool as Tool
+    from lexigram.ai.llm.tools import ToolError as ToolError
+    from lexigram.ai.llm.tools import ToolResult as ToolResult
+    from lexigram.ai.llm.tools import ToolRun as ToolRun
+    from lexigram.ai.llm.tools import ToolStep as ToolStep
+    from lexigram.ai.llm.tools import ToolStream as ToolStream
+    from lexigram.ai.llm.tools import run_tools as run_tools
+    from lexigram.ai.llm.tools import stream_tools as stream_tools
     from lexigram.ai.llm.types import ChatMessage as ChatMessage
     from lexigram.ai.llm.types import Completion as Completion
     from lexigram.ai.llm.types import StreamChunk as StreamChunk
@@ -72,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "LLMQuotaExceededError": "lexigram.ai.llm.exceptions",
     "LLMRateLimitError": "lexigram.ai.llm.exceptions",
     "LLMTimeoutError": "lexigram.ai.llm.exceptions",
+    "MaxStepsExceededError": "lexigram.ai.llm.exceptions",
     "ParserRegistry": "lexigram.ai.llm.structured",
     "ProviderConnectionError": "lexigram.ai.llm.exceptions",
     "ProviderRegistry": "lexigram.ai.llm.registry",
@@ -84,10 +96,20 @@ _EXPORTS: dict[str, str] = {
     "TiktokenCounter": "lexigram.ai.llm.tokens",
     "TokenCounterRegistry": "lexigram.ai.llm.tokens",
     "TokenLimitError": "lexigram.ai.llm.exceptions",
+    "Tool": "lexigram.ai.llm.tools",
     "ToolCall": "lexigram.ai.llm.types",
     "ToolDefinition": "lexigram.ai.llm.types",
+    "ToolError": "lexigram.ai.llm.tools",
+    "ToolFailureLimitError": "lexigram.ai.llm.exceptions",
+    "ToolLoopError": "lexigram.ai.llm.exceptions",
+    "ToolResult": "lexigram.ai.llm.tools",
+    "ToolRun": "lexigram.ai.llm.tools",
+    "ToolStep": "lexigram.ai.llm.tools",
+    "ToolStream": "lexigram.ai.llm.tools",
     "Usage": "lexigram.ai.llm.types",
     "create_llm_client": "lexigram.ai.llm.registry",
+    "run_tools": "lexigram.ai.llm.tools",
+    "stream_tools": "lexigram.ai.llm.tools",
 }
 
 __all__ = sorted(_EXPORTS)

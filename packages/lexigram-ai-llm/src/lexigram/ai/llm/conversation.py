@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,9 @@ from lexigram.ai.llm.exceptions import LLMError
 from lexigram.ai.llm.stream import ChatStream, StreamAccumulator
 from lexigram.ai.llm.types import ChatMessage, Completion, Role, Usage, normalize_messages
 from lexigram.result import Ok, Result
+
+if TYPE_CHECKING:
+    from lexigram.ai.llm.tools import ToolRun
 
 __all__ = ["ConversationConfig", "ConversationManager"]
 
@@ -317,6 +320,46 @@ class ConversationManager:
             self._record(accumulator.to_completion(provider, model))
 
         return ChatStream(chunks, provider=provider, model=model)
+
+    async def run_tools(
+        self, tools: Sequence[Any] | None = None, **kwargs: Any
+    ) -> Result[ToolRun, LLMError]:
+        """A tool turn: ``lexigram.ai.llm.run_tools`` from the current history, with
+        ``tools`` (default: ``manager.tools``, which must then be runnable: functions or
+        ``Tool`` objects). Every message of the turn (calls, results, answer) is appended and
+        every step counted in ``usage``; a loop that stopped early (step limit, failures, a
+        provider error after some tools ran) keeps what ran, so the history stays valid."""
+        from lexigram.ai.llm.exceptions import ToolLoopError
+        from lexigram.ai.llm.tools import run_tools
+
+        call = self._call_kwargs(kwargs)
+        offered = call.pop("tools", None)
+        runnable = list(tools) if tools is not None else list(offered or ())
+        sent = self.messages
+        result: Result[ToolRun, LLMError] = await run_tools(self.llm_client, sent, runnable, **call)
+        if isinstance(result, Ok):
+            run: ToolRun | None = result.value
+        elif isinstance(result.error, ToolLoopError):
+            run = result.error.run
+        else:
+            run = result.error.details.get("tool_run")
+        if run is not None:
+            self._record_run(run, len(sent))
+        return result
+
+    def _record_run(self, run: ToolRun, sent: int) -> None:
+        for step in run.steps:
+            self.last_completion = step.completion
+            self.responses += 1
+            self.usage = self.usage + step.completion.usage
+            if step.completion.cost is not None:
+                self.cost = (self.cost or 0.0) + step.completion.cost
+        for message in run.messages[sent:]:
+            # An empty answer is not kept: providers reject empty assistant turns.
+            if message.role is Role.ASSISTANT and not (message.content or message.tool_calls):
+                continue
+            self._append(message)
+        self._trim()  # once the whole turn is in: calls and results are never split
 
     # -- export / import -------------------------------------------------------------------
 

@@ -28,11 +28,14 @@ __all__ = [
     "LLMQuotaExceededError",
     "LLMRateLimitError",
     "LLMTimeoutError",
+    "MaxStepsExceededError",
     "MissingExtraError",
     "ProviderConnectionError",
     "ProviderError",
     "StreamError",
     "TokenLimitError",
+    "ToolFailureLimitError",
+    "ToolLoopError",
     "UnknownProviderError",
     "error_for_status",
     "parse_retry_after",
@@ -147,6 +150,32 @@ class ExtractionMaxRetriesError(ExtractionError):
 
     def _fields(self) -> dict[str, Any]:
         return {**super()._fields(), "last_error": self.last_error}
+
+
+class ToolLoopError(LLMError):
+    """``run_tools`` stopped before the model gave a final answer; ``run`` is the partial
+    ``ToolRun`` (every step so far, the history to continue from, usage summed)."""
+
+    default_code = "tool_loop"
+
+    def __init__(self, message: str, *, run: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.run = run
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "run": self.run}
+
+
+class MaxStepsExceededError(ToolLoopError):
+    """The model still asked for tools after ``max_steps`` steps."""
+
+    default_code = "max_steps_exceeded"
+
+
+class ToolFailureLimitError(ToolLoopError):
+    """Too many tool calls failed in a row (invalid arguments, a tool that raised)."""
+
+    default_code = "tool_failure_limit"
 
 
 # -- programming and configuration errors: raised at once, never returned ------------------
