@@ -14,11 +14,13 @@ subclass, the in-process local model another, a user's own provider a third.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
@@ -52,6 +54,7 @@ __all__ = [
     "CircuitOpenError",
     "RateLimitPolicy",
     "ResponseCache",
+    "cache_scope_for",
     "replay_as_stream",
 ]
 
@@ -131,9 +134,18 @@ class AbstractLLMClient:
 
     @property
     def cache_scope(self) -> str:
-        """What, besides the request, decides a cached answer: the provider (and, for HTTP
-        providers, the host), so two hosts serving the same model name never share entries."""
-        return self.provider_name
+        """What, besides the request, decides a cached answer: the provider and where it is
+        reached (``config.api_base`` here; HTTP clients their resolved base URL, the local
+        provider its model file), plus a fingerprint of the API key when
+        ``config.cache_per_api_key`` is set. Two hosts serving the same model name never share
+        entries. Never holds a credential: userinfo is dropped and the key is hashed."""
+        return cache_scope_for(self.provider_name, self.config.api_base, self._scope_key())
+
+    def _scope_key(self) -> str | None:
+        """The API key to fingerprint into ``cache_scope`` (``None`` unless asked for)."""
+        if not self.config.cache_per_api_key or self.config.api_key is None:
+            return None
+        return self.config.api_key.get_secret_value() or None
 
     # -- hooks for subclasses --------------------------------------------------------------
 
@@ -454,6 +466,40 @@ class AbstractLLMClient:
             model=request.model,
             retryable=False,
         )
+
+
+def cache_scope_for(provider: str, endpoint: str | None, api_key: str | None = None) -> str:
+    """A cache scope: ``provider``, ``@`` the normalised ``endpoint`` (a URL or a path), and
+    ``#key:`` a short, non-reversible fingerprint of ``api_key`` when one is given."""
+    scope = provider if not endpoint else f"{provider}@{_normalised_endpoint(endpoint)}"
+    if api_key:
+        digest = hashlib.sha256(b"lexigram-cache-scope\0" + api_key.encode()).hexdigest()
+        scope += f"#key:{digest[:16]}"
+    return scope
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _normalised_endpoint(endpoint: str) -> str:
+    """``scheme://host[:port]/path`` with case, default port and trailing slash normalised;
+    userinfo and fragment dropped and a query reduced to a hash (either may hold a secret)."""
+    parts = urlsplit(endpoint)
+    if not parts.scheme or not parts.netloc:
+        return endpoint.rstrip("/") or endpoint  # a path (the local provider's model file)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    out = f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    if parts.query:
+        out += "?" + hashlib.sha256(parts.query.encode()).hexdigest()[:16]
+    return out
 
 
 # Stateless, so one instance serves every request.

@@ -38,6 +38,9 @@ class ClientConfig(SectionSettings):
     timeout: float = Field(default=60.0, gt=0)
     enable_cache: bool = False
     cache_ttl: float = Field(default=3600.0, gt=0)
+    # Cached answers are always scoped by provider and base URL; with this also by a short,
+    # non-reversible fingerprint of the API key (a cache shared by several tenants).
+    cache_per_api_key: bool = False
     thinking: ThinkingConfig | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lexigram.ai.llm._framing import NDJSONDecoder, SSEDecoder
-from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.client import AbstractLLMClient, cache_scope_for
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
@@ -78,6 +78,7 @@ class HTTPLLMClient(AbstractLLMClient):
         self._transport: Transport | None = None
         # None: unknown whether the host accepts ``stream_options``; True/False once known.
         self._stream_usage_state: bool | None = None
+        self._cache_scope: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -91,6 +92,16 @@ class HTTPLLMClient(AbstractLLMClient):
     def base_url(self) -> str:
         """The resolved base URL requests go to."""
         return self._base_url
+
+    @property
+    def cache_scope(self) -> str:
+        """Provider and resolved base URL (no userinfo), plus a fingerprint of the resolved
+        API key with ``cache_per_api_key``: cached answers never cross hosts (or tenants)."""
+        scope = self._cache_scope
+        if scope is None:
+            key = self._api_key if self.config.cache_per_api_key else None
+            scope = self._cache_scope = cache_scope_for(self.provider_name, self._base_url, key)
+        return scope
 
     def _static_headers(self, options: Mapping[str, Any]) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **self.profile.default_headers}

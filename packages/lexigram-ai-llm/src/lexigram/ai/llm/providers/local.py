@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.client import AbstractLLMClient, cache_scope_for
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
@@ -785,6 +785,16 @@ class LocalLLMClient(AbstractLLMClient):
     def model_path(self) -> Path:
         """The GGUF file of the default model."""
         return self._spec.path
+
+    @property
+    def cache_scope(self) -> str:
+        """``local`` and the model file (and ``models_dir``, where other model names resolve):
+        two clients whose same model name means different files never share cached answers."""
+        models_dir = self._options.get("models_dir")
+        where = str(self._spec.path)
+        if models_dir:
+            where += f"|{Path(str(models_dir)).expanduser()}"
+        return cache_scope_for(self.provider_name, where)
 
     def system_prompt_for(self, spec: ModelSpec) -> str | None:
         """The system prompt used when a request has none (``None``: the template's own)."""

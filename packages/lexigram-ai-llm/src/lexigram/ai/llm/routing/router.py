@@ -154,8 +154,16 @@ class LLMRouter(AbstractLLMClient):
         self.strategy = strategy or SequentialCascadeStrategy()
         self.state: RouterState = state if state is not None else MemoryRouterState()
         self._owned = tuple(owned)
-        # Cache entries belong to this set of routes, not to any one provider.
-        self._cache_scope = "router:" + ",".join(sorted(names))
+        # Cache entries belong to this set of routes (each its client's scope: provider, host
+        # and key fingerprint, and the route's model), not to any one provider.
+        self._cache_scope = "router:" + ",".join(
+            sorted(f"{r.name}={r.client.cache_scope}/{r.model or ''}" for r in routes)
+        )
+
+    @property
+    def cache_scope(self) -> str:
+        """The scope of the router's cached answers: every route's name, client scope and model."""
+        return self._cache_scope
 
     def __repr__(self) -> str:
         return (
