@@ -29,7 +29,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from lexigram.validation import mask_secret
+from lexigram.validation import mask_secret, safe_url
 
 __all__ = ["ConfigError", "ConfigIssue", "ConfigSource", "SectionSettings"]
 
@@ -51,6 +51,7 @@ _SENSITIVE_SUFFIXES = (
     "headers",
 )
 _MAX_SHOWN_VALUE = 80
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +386,8 @@ def _show_value(value: Any, *, secret: bool) -> str:
         raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         return repr(mask_secret(raw))
     shown = repr(_redact(value))
+    if "://" in shown:  # a URL's userinfo (``https://user:password@host``) is a secret too
+        shown = _URL_IN_TEXT.sub(lambda match: safe_url(match.group(0)), shown)
     if len(shown) > _MAX_SHOWN_VALUE:
         shown = shown[: _MAX_SHOWN_VALUE - 3] + "..."
     return shown

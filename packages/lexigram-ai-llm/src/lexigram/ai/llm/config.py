@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from lexigram.config import SectionSettings
 from lexigram.contracts.ai.thinking import ThinkingConfig
+from lexigram.validation import safe_url
 
 __all__ = ["ClientConfig", "ThinkingConfig"]
 
@@ -88,10 +89,12 @@ class ClientConfig(SectionSettings):
         return cls(**values)
 
     def __repr__(self) -> str:
-        # Only what is useful in a log line; the key shows as set or not, never its value.
+        # Only what is useful in a log line; the key shows as set or not, never its value,
+        # and the base URL without its userinfo or credential query parameters.
         return (
             f"ClientConfig(provider={self.provider!r}, model={self.model!r}, "
-            f"api_base={self.api_base!r}, api_key={'set' if self.api_key else None}, "
+            f"api_base={None if self.api_base is None else safe_url(self.api_base)!r}, "
+            f"api_key={'set' if self.api_key else None}, "
             f"timeout={self.timeout!r})"
         )
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lexigram.contracts.ai.llm import LLMError
@@ -37,8 +38,11 @@ __all__ = [
     "ToolFailureLimitError",
     "ToolLoopError",
     "UnknownProviderError",
+    "credential_values",
     "error_for_status",
     "parse_retry_after",
+    "redact_error",
+    "redact_text",
 ]
 
 
@@ -313,3 +317,138 @@ def error_for_status(
         provider_message=provider_message,
         details=details,
     )
+
+
+# -- redaction -----------------------------------------------------------------------------
+
+#: Secrets shorter than this are replaced only where they stand as a whole token: a local
+#: server's dummy key ``"x"`` must not turn ``max_tokens`` into ``ma***_tokens``.
+SHORT_SECRET = 8
+_MASK = "***"
+_TOKEN_CHARS = "A-Za-z0-9_-"
+
+
+def _secret_pattern(secrets: Iterable[str | None]) -> re.Pattern[str] | None:
+    """One pattern for every secret: long ones anywhere, short ones as whole tokens."""
+    unique = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not unique:
+        return None
+    alternatives = [
+        re.escape(s)
+        if len(s) >= SHORT_SECRET
+        else rf"(?<![{_TOKEN_CHARS}]){re.escape(s)}(?![{_TOKEN_CHARS}])"
+        for s in unique
+    ]
+    return re.compile("|".join(alternatives))
+
+
+_CREDENTIAL_NAME = re.compile(
+    r"(^|[^a-z])(key|token|secret|password|passwd|credentials?|authorization|cookie)$"
+)
+
+
+def credential_values(options: Mapping[str, Any]) -> list[str]:
+    """The string values of credential-like names in ``options`` and in its ``headers``
+    mapping (``access_token``, ``aws_secret_access_key``, ``Authorization``...), with any
+    ``Bearer``/``Basic`` scheme word removed: what ``redact_error`` must scrub."""
+    found: list[str] = []
+    headers = options.get("headers")
+    for mapping in (options, headers if isinstance(headers, Mapping) else {}):
+        for name, value in mapping.items():
+            if not isinstance(value, str) or not value:
+                continue
+            if _CREDENTIAL_NAME.search(str(name).lower()):
+                found.append(value)
+                scheme, _, rest = value.partition(" ")
+                if rest and scheme.lower() in ("bearer", "basic", "token"):
+                    found.append(rest.strip())
+    return found
+
+
+def redact_text(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret shown as ``***`` (short secrets only as whole tokens)."""
+    pattern = _secret_pattern(secrets)
+    return text if pattern is None else pattern.sub(_MASK, text)
+
+
+def redact_error(error: LLMError, secrets: Iterable[str | None]) -> LLMError:
+    """Scrub ``secrets`` from ``error`` in place and return it.
+
+    Every string the error holds is scrubbed: message, ``provider_message``, ``code``,
+    ``request_id``, the nested ``details`` (keys and values), the fields of subclasses
+    (``raw_output``), errors it wraps (``last_error``) and the LLM errors of its
+    ``__cause__``/``__context__`` chain. A chained exception of another type that would show a
+    secret (in its text or arguments) is cut from the chain, since its text cannot be
+    rewritten safely. Long secrets are replaced wherever they occur; secrets shorter than
+    ``SHORT_SECRET`` characters only where they stand as a whole token, so that our own words
+    are never garbled. This runs on error paths only.
+    """
+    pattern = _secret_pattern(secrets)
+    if pattern is not None:
+        _scrub_error(error, pattern, {})
+    return error
+
+
+# What was decided for each exception object already visited: itself, or ``None`` when it
+# leaks and is cut from the chain (one object is often both ``__cause__`` and ``__context__``).
+_Seen = dict[int, BaseException | None]
+
+
+def _scrub_value(value: Any, pattern: re.Pattern[str], seen: _Seen) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(_MASK, value)
+    if isinstance(value, LLMError):
+        _scrub_error(value, pattern, seen)
+        return value
+    if isinstance(value, Mapping):
+        return {
+            _scrub_value(k, pattern, seen): _scrub_value(v, pattern, seen) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub_value(v, pattern, seen) for v in value)
+    return value
+
+
+def _scrub_error(error: LLMError, pattern: re.Pattern[str], seen: _Seen) -> None:
+    if id(error) in seen:
+        return
+    seen[id(error)] = error
+    for name, value in list(vars(error).items()):
+        if name.startswith("__"):
+            continue
+        scrubbed = _scrub_value(value, pattern, seen)
+        if scrubbed is not value:
+            setattr(error, name, scrubbed)
+    error.args = tuple(_scrub_value(arg, pattern, seen) for arg in error.args)
+    error.__cause__ = _scrub_link(error.__cause__, pattern, seen)
+    context = _scrub_link(error.__context__, pattern, seen)
+    if context is None and error.__context__ is not None:
+        error.__suppress_context__ = True
+    error.__context__ = context
+
+
+def _scrub_link(
+    link: BaseException | None, pattern: re.Pattern[str], seen: _Seen
+) -> BaseException | None:
+    """``link`` made safe to show, or ``None`` when it would leak and cannot be rewritten."""
+    if link is None:
+        return None
+    if isinstance(link, LLMError):
+        _scrub_error(link, pattern, seen)
+        return link
+    if id(link) in seen:
+        return seen[id(link)]
+    try:
+        shown = f"{link}\n{link!r}\n" + "\n".join(repr(arg) for arg in link.args)
+    except Exception:  # an exception whose __str__ fails cannot be checked: drop it
+        shown = None
+    if shown is None or pattern.search(shown):
+        seen[id(link)] = None
+        return None
+    seen[id(link)] = link
+    link.__cause__ = _scrub_link(link.__cause__, pattern, seen)
+    context = _scrub_link(link.__context__, pattern, seen)
+    if context is None and link.__context__ is not None:
+        link.__suppress_context__ = True
+    link.__context__ = context
+    return link

@@ -16,6 +16,8 @@ from lexigram.ai.llm.exceptions import (
     LLMTimeoutError,
     ProviderConnectionError,
     StreamError,
+    credential_values,
+    redact_error,
 )
 from lexigram.ai.llm.providers.base import (
     CallContext,
@@ -26,6 +28,7 @@ from lexigram.ai.llm.providers.base import (
     RequestSigner,
 )
 from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
+from lexigram.validation import safe_url, url_secrets
 
 if TYPE_CHECKING:
     from lexigram.ai.llm._transport import Transport
@@ -83,7 +86,7 @@ class HTTPLLMClient(AbstractLLMClient):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(provider={self.provider_name!r}, "
-            f"model={self._default_model!r}, base_url={self._base_url!r})"
+            f"model={self._default_model!r}, base_url={safe_url(self._base_url)!r})"
         )
 
     # -- wiring ----------------------------------------------------------------------------
@@ -156,13 +159,12 @@ class HTTPLLMClient(AbstractLLMClient):
         return http, ctx
 
     def _redact(self, error: LLMError) -> LLMError:
-        key = self._api_key
-        if key:
-            error.message = error.message.replace(key, "***")
-            if error.provider_message:
-                error.provider_message = error.provider_message.replace(key, "***")
-            error.args = (error.message,)
-        return error
+        # Every credential this client holds: the key, the base URL's userinfo and query
+        # credentials, and credential-like options and extra headers (see redact_error).
+        return redact_error(
+            error,
+            (self._api_key, *url_secrets(self._base_url), *credential_values(self._options)),
+        )
 
     # -- the two hooks ---------------------------------------------------------------------
 
@@ -321,7 +323,7 @@ class HTTPLLMClient(AbstractLLMClient):
 
     def _connection_error(self, exc: BaseException, request: ChatRequest) -> LLMError:
         return ProviderConnectionError(
-            f"Could not reach {self.provider_name} at {self._base_url} "
+            f"Could not reach {self.provider_name} at {safe_url(self._base_url)} "
             f"({type(exc).__name__}); check api_base and the network",
             provider=self.provider_name,
             model=request.model,
