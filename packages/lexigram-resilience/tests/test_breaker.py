@@ -117,6 +117,31 @@ def test_released_probe_lets_the_next_caller_probe(clock: FakeClock) -> None:
     assert not breaker.allow()
 
 
+def test_a_probe_never_reported_back_is_reclaimed_after_probe_timeout(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(
+        failure_threshold=1, recovery_timeout=30.0, clock=clock, probe_timeout=10.0
+    )
+    assert breaker.allow()
+    breaker.record_failure()
+    clock.advance(30.0)
+    assert breaker.allow()  # the probe; its caller then vanishes without reporting
+    clock.advance(9.0)
+    assert not breaker.allow()
+    assert breaker.retry_in() == pytest.approx(1.0)
+    clock.advance(1.0)
+    assert breaker.allow()  # reclaimed: a new probe goes
+    assert not breaker.allow()
+    breaker.record_success()
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_registry_breakers_get_the_probe_timeout(clock: FakeClock) -> None:
+    registry = CircuitBreakerRegistry(clock=clock, probe_timeout=7.0)
+    assert registry.get("p", "m").probe_timeout == 7.0
+    with pytest.raises(ValueError, match="probe_timeout"):
+        CircuitBreaker(probe_timeout=0)
+
+
 def test_late_outcomes_do_not_move_an_open_breaker(clock: FakeClock) -> None:
     breaker = open_breaker(clock)
     clock.advance(10.0)

@@ -21,8 +21,11 @@ class CircuitBreaker:
 
     ``allow()`` asks whether a call may go ahead; report its outcome with ``record_success()``,
     ``record_failure()`` or, for a probe that proved nothing (cancelled, a caller's mistake),
-    ``release_probe()``. Outcomes reported while the breaker is open (late answers to calls
-    admitted before it opened) leave it as it is. Safe to share between threads and tasks.
+    ``release_probe()``. A probe not reported back within ``probe_timeout`` seconds (its caller
+    vanished without a word) is reclaimed: the next ``allow()`` hands out a new one, so a lost
+    probe cannot keep the breaker shut for good. Outcomes reported while the breaker is open
+    (late answers to calls admitted before it opened) leave it as it is. Safe to share between
+    threads and tasks.
     """
 
     def __init__(
@@ -30,19 +33,20 @@ class CircuitBreaker:
         failure_threshold: int = 5,
         recovery_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        probe_timeout: float = 120.0,
     ) -> None:
-        if failure_threshold < 1:
-            raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
-        if recovery_timeout < 0:
-            raise ValueError(f"recovery_timeout must not be negative, got {recovery_timeout}")
+        _check_settings(failure_threshold, recovery_timeout, probe_timeout)
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
+        self.probe_timeout = probe_timeout
         self._clock = clock
         self._lock = threading.Lock()
         self._state = CircuitState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        self._probe_started = 0.0
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(state={self._state.value}, failures={self._failures})"
@@ -66,9 +70,11 @@ class CircuitBreaker:
                 if self._clock() - self._opened_at < self.recovery_timeout:
                     return False
                 self._state = CircuitState.HALF_OPEN
-            if self._probe_in_flight:
+            now = self._clock()
+            if self._probe_in_flight and now - self._probe_started < self.probe_timeout:
                 return False
             self._probe_in_flight = True
+            self._probe_started = now
             return True
 
     def record_success(self) -> None:
@@ -98,13 +104,17 @@ class CircuitBreaker:
     def retry_in(self) -> float:
         """Seconds until a call may be admitted again (0 when one may go now).
 
-        While a probe is in flight this is the full ``recovery_timeout``: the wait if it fails.
+        While a probe is in flight this is the full ``recovery_timeout`` (the wait if it fails),
+        or less when the probe is reclaimed sooner.
         """
         with self._lock:
             if self._state is CircuitState.CLOSED:
                 return 0.0
             if self._state is CircuitState.HALF_OPEN:
-                return self.recovery_timeout if self._probe_in_flight else 0.0
+                if not self._probe_in_flight:
+                    return 0.0
+                reclaim = self._probe_started + self.probe_timeout - self._clock()
+                return max(0.0, min(self.recovery_timeout, reclaim))
             return max(0.0, self._opened_at + self.recovery_timeout - self._clock())
 
     def _open(self) -> None:
@@ -122,13 +132,13 @@ class CircuitBreakerRegistry:
         failure_threshold: int = 5,
         recovery_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        probe_timeout: float = 120.0,
     ) -> None:
-        if failure_threshold < 1:
-            raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
-        if recovery_timeout < 0:
-            raise ValueError(f"recovery_timeout must not be negative, got {recovery_timeout}")
+        _check_settings(failure_threshold, recovery_timeout, probe_timeout)
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
+        self.probe_timeout = probe_timeout
         self._clock = clock
         self._lock = threading.Lock()
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
@@ -139,7 +149,12 @@ class CircuitBreakerRegistry:
         with self._lock:
             breaker = self._breakers.get(key)
             if breaker is None:
-                breaker = CircuitBreaker(self.failure_threshold, self.recovery_timeout, self._clock)
+                breaker = CircuitBreaker(
+                    self.failure_threshold,
+                    self.recovery_timeout,
+                    self._clock,
+                    probe_timeout=self.probe_timeout,
+                )
                 self._breakers[key] = breaker
             return breaker
 
@@ -147,3 +162,12 @@ class CircuitBreakerRegistry:
         """Every breaker created so far, with its ``(provider, model)`` key."""
         with self._lock:
             return list(self._breakers.items())
+
+
+def _check_settings(failure_threshold: int, recovery_timeout: float, probe_timeout: float) -> None:
+    if failure_threshold < 1:
+        raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
+    if recovery_timeout < 0:
+        raise ValueError(f"recovery_timeout must not be negative, got {recovery_timeout}")
+    if not probe_timeout > 0:
+        raise ValueError(f"probe_timeout must be positive, got {probe_timeout}")

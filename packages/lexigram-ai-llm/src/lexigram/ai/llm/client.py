@@ -119,6 +119,9 @@ class AbstractLLMClient:
         self.breakers = CircuitBreakerRegistry(
             failure_threshold=cfg.breaker_failure_threshold,
             recovery_timeout=cfg.breaker_recovery_timeout,
+            # A probe reports back after at most a rate-limit wait and one call; one that has
+            # not by then was lost (a bug in a subclass, say) and is handed out again.
+            probe_timeout=cfg.timeout + cfg.max_retry_after,
         )
         if cache is None and cfg.enable_cache:
             from lexigram.ai.llm.caching import LLMCache
@@ -286,25 +289,34 @@ class AbstractLLMClient:
             attempt += 1
             if not breaker.allow():
                 return Err(self._circuit_open(request, breaker.retry_in()))
-            limited = (
-                await self._acquire_rate_limit(request) if self.rate_limiter is not None else None
-            )
-            if limited is not None:
-                breaker.release_probe()
-                return Err(limited)
+            # From here the attempt may hold the breaker's one half-open probe: every exit that
+            # does not report an outcome (refused by the rate limiter, cancelled while waiting
+            # for it or for the provider, any other exception) gives it back.
+            settled = False
             try:
-                completion = await self._do_complete(request)
-            except LLMError as error:
-                self._record(breaker, error)
-                if not self.retry_policy.should_retry(attempt, error.retryable):
-                    return Err(error)
-                await self._sleep_before_retry(attempt, error, request)
-                continue
-            except BaseException:
-                breaker.release_probe()
-                raise
-            breaker.record_success()
-            return Ok(self._finalize(request, completion))
+                limited = (
+                    await self._acquire_rate_limit(request)
+                    if self.rate_limiter is not None
+                    else None
+                )
+                if limited is not None:
+                    return Err(limited)
+                try:
+                    completion = await self._do_complete(request)
+                except LLMError as error:
+                    self._record(breaker, error)
+                    settled = True
+                    failure = error
+                else:
+                    breaker.record_success()
+                    settled = True
+                    return Ok(self._finalize(request, completion))
+            finally:
+                if not settled:
+                    breaker.release_probe()
+            if not self.retry_policy.should_retry(attempt, failure.retryable):
+                return Err(failure)
+            await self._sleep_before_retry(attempt, failure, request)
 
     # -- streaming -------------------------------------------------------------------------
 
@@ -362,35 +374,46 @@ class AbstractLLMClient:
             attempt += 1
             if not breaker.allow():
                 raise self._circuit_open(request, breaker.retry_in())
-            limited = (
-                await self._acquire_rate_limit(request) if self.rate_limiter is not None else None
-            )
-            if limited is not None:
-                breaker.release_probe()
-                raise limited
-            source = self._do_stream_chat(request)
-            delivered = False
+            # As in ``_complete_with_retries``: an exit that reports no outcome (rate-limit
+            # refusal, cancel, close, any other exception) gives the half-open probe back.
+            settled = False
+            failure: LLMError | None = None
             try:
-                async for chunk in source:
-                    delivered = True
-                    if accumulator is not None:
-                        accumulator.add(chunk)
-                    yield chunk
-            except LLMError as error:
-                self._record(breaker, error)
-                # Never retry once the caller has seen a chunk: that would duplicate output.
-                if delivered or not self.retry_policy.should_retry(attempt, error.retryable):
-                    raise
-                await self._sleep_before_retry(attempt, error, request)
-                continue
-            except BaseException:
-                breaker.release_probe()
-                raise
+                limited = (
+                    await self._acquire_rate_limit(request)
+                    if self.rate_limiter is not None
+                    else None
+                )
+                if limited is not None:
+                    raise limited
+                source = self._do_stream_chat(request)
+                delivered = False
+                try:
+                    async for chunk in source:
+                        delivered = True
+                        if accumulator is not None:
+                            accumulator.add(chunk)
+                        yield chunk
+                except LLMError as error:
+                    self._record(breaker, error)
+                    settled = True
+                    # Never retry once the caller has seen a chunk: that would duplicate output.
+                    if delivered or not self.retry_policy.should_retry(attempt, error.retryable):
+                        raise
+                    failure = error
+                else:
+                    breaker.record_success()
+                    settled = True
+                finally:
+                    aclose = getattr(source, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
             finally:
-                aclose = getattr(source, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            breaker.record_success()
+                if not settled:
+                    breaker.release_probe()
+            if failure is not None:
+                await self._sleep_before_retry(attempt, failure, request)
+                continue
             if cache is not None and accumulator is not None:
                 completion = accumulator.to_completion(self.provider_name, request.model)
                 await cache.put(request, self.cache_scope, self._finalize(request, completion))
