@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent"]
+from lexigram.ai.llm.exceptions import ResponseLimitError
+
+__all__ = ["DEFAULT_MAX_LINE", "NDJSONDecoder", "SSEDecoder", "SSEEvent", "limit_error"]
+
+DEFAULT_MAX_LINE = 8 * 1024 * 1024  # ClientConfig.max_line_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,38 +24,78 @@ class SSEEvent:
     id: str | None = None
 
 
+def limit_error(limit: str, value: int, what: str) -> ResponseLimitError:
+    """The typed error for a breached transport limit, naming the field that raises it."""
+    return ResponseLimitError(
+        f"{what} exceeds {limit}={value:,} bytes; reading stopped. If the provider is "
+        f"trusted, raise ClientConfig({limit}=...) (or LEX_AI_LLM__{limit.upper()})",
+        code=limit,
+        retryable=False,
+        details={"limit": limit, "value": value},
+    )
+
+
 class SSEDecoder:
     """The WHATWG event-stream format: fields per line, events end at a blank line.
 
     Accepts ``\\n``, ``\\r\\n`` and ``\\r`` line ends, comments (``:``), multi-line ``data``, and
-    lines split anywhere across ``feed`` calls.
+    lines split anywhere across ``feed`` calls. Linear in the bytes fed: an unfinished line is
+    kept as a list of pieces and joined once, when its end arrives; only new bytes are
+    searched. A line, or one event's data, longer than ``max_line`` bytes raises
+    ``ResponseLimitError`` (``code="max_line_bytes"``).
     """
 
-    __slots__ = ("_buffer", "_data", "_event", "_id")
+    __slots__ = ("_after_cr", "_data", "_data_size", "_event", "_id", "_max", "_partial", "_size")
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._partial: list[bytes] = []  # pieces of the unfinished line
+        self._size = 0  # their total length
+        self._after_cr = False  # the last feed ended with \r: a leading \n is its other half
         self._data: list[bytes] = []
+        self._data_size = 0
         self._event: str | None = None
         self._id: str | None = None
+        self._max = max_line
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Complete events found in ``chunk`` (plus what earlier calls left pending)."""
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
-            # A lone trailing \r may be the first half of \r\n: keep it for the next call.
-            tail = b"\r" if buffer.endswith(b"\r") else b""
-            if tail:
-                buffer = buffer[:-1]
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
+        if self._after_cr:
+            self._after_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            if chunk[-1:] == b"\r":
+                self._after_cr = True  # a line end now; a \n that follows belongs to it
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            if chunk:
+                self._partial.append(chunk)
+                self._size += len(chunk)
+                if self._size > self._max:
+                    raise limit_error("max_line_bytes", self._max, "A line of the stream")
+            return []
+        if self._partial:
+            if self._size + end > self._max:
+                raise limit_error("max_line_bytes", self._max, "A line of the stream")
+            self._partial.append(chunk[:end])
+            complete = b"".join(self._partial)
+            self._partial = []
+        else:
+            complete = chunk[:end]
+        rest = chunk[end + 1 :]
+        self._size = len(rest)
+        if rest:
+            self._partial.append(rest)
+            if self._size > self._max:
+                raise limit_error("max_line_bytes", self._max, "A line of the stream")
         events: list[SSEEvent] = []
-        for line in lines:
+        for line in complete.split(b"\n"):
             if not line:
                 if self._data or self._event is not None:
                     events.append(SSEEvent(b"\n".join(self._data), self._event, self._id))
                     self._data = []
+                    self._data_size = 0
                     self._event = None
                 continue
             if line[0] == 58:  # b":" — a comment or keep-alive
@@ -60,6 +104,9 @@ class SSEDecoder:
             if sep and value[:1] == b" ":
                 value = value[1:]
             if name == b"data":
+                self._data_size += len(value)
+                if self._data_size > self._max:
+                    raise limit_error("max_line_bytes", self._max, "One event's data")
                 self._data.append(value)
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")
@@ -71,7 +118,7 @@ class SSEDecoder:
     @property
     def pending(self) -> bool:
         """``True`` when the body so far ends inside an event (a cut stream)."""
-        return bool(self._buffer.strip(b"\r")) or bool(self._data) or self._event is not None
+        return bool(self._size) or bool(self._data) or self._event is not None
 
     def finish(self) -> list[SSEEvent]:
         """At end of body: the last event when only its closing blank line is missing.
@@ -79,39 +126,62 @@ class SSEDecoder:
         A body cut in the middle of a line yields nothing more (``pending`` stays true), so
         half an event is never decoded as if it were whole.
         """
-        events: list[SSEEvent] = []
-        if self._buffer.endswith(b"\r"):
-            # ``feed`` holds a trailing \r back in case \n follows; at the end it ended a line.
-            events = self.feed(b"\n")
-        if self._buffer:
-            return events
+        if self._size:
+            return []
         if self._data or self._event is not None:
-            events += self.feed(b"\n")
-        return events
+            self._after_cr = False  # the \n below ends the event; it is not half of a \r\n
+            return self.feed(b"\n")
+        return []
 
 
 class NDJSONDecoder:
-    """Newline-delimited JSON: each complete, non-blank line is one event (raw bytes)."""
+    """Newline-delimited JSON: each complete, non-blank line is one event (raw bytes).
 
-    __slots__ = ("_buffer",)
+    Linear like ``SSEDecoder``; a line longer than ``max_line`` raises ``ResponseLimitError``.
+    """
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    __slots__ = ("_max", "_partial", "_size")
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._partial: list[bytes] = []
+        self._size = 0
+        self._max = max_line
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Complete lines found in ``chunk``."""
-        buffer = self._buffer + chunk if self._buffer else chunk
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
-        return [line for line in lines if line.strip()]
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            if chunk:
+                self._partial.append(chunk)
+                self._size += len(chunk)
+                if self._size > self._max:
+                    raise limit_error("max_line_bytes", self._max, "A line of the stream")
+            return []
+        if self._partial:
+            if self._size + end > self._max:
+                raise limit_error("max_line_bytes", self._max, "A line of the stream")
+            self._partial.append(chunk[:end])
+            complete = b"".join(self._partial)
+            self._partial = []
+        else:
+            complete = chunk[:end]
+        rest = chunk[end + 1 :]
+        self._size = len(rest)
+        if rest:
+            self._partial.append(rest)
+            if self._size > self._max:
+                raise limit_error("max_line_bytes", self._max, "A line of the stream")
+        return [line for line in complete.split(b"\n") if line.strip()]
 
     @property
     def pending(self) -> bool:
         """``True`` when the body so far ends in the middle of a line."""
-        return bool(self._buffer.strip())
+        return any(piece.strip() for piece in self._partial)
 
     def finish(self) -> list[bytes]:
         """The last line when the body ended without a newline (it may be cut; the codec
         decides by trying to parse it)."""
-        rest, self._buffer = self._buffer, b""
+        rest = b"".join(self._partial)
+        self._partial = []
+        self._size = 0
         return [rest] if rest.strip() else []

@@ -33,6 +33,8 @@ __all__ = [
     "MissingExtraError",
     "ProviderConnectionError",
     "ProviderError",
+    "RedirectRefusedError",
+    "ResponseLimitError",
     "StreamError",
     "TokenLimitError",
     "ToolFailureLimitError",
@@ -112,6 +114,21 @@ class StreamError(LLMError):
     or no chunk within the idle timeout. Never a silent truncation."""
 
     default_code = "stream_error"
+
+
+class ResponseLimitError(LLMError):
+    """The provider's response broke a size limit of the transport (``code`` names the
+    ``ClientConfig`` field: ``max_response_bytes``, ``max_line_bytes``, ``max_header_bytes``).
+    Reading stopped at the limit; raise the field if the provider is trusted."""
+
+    default_code = "response_limit"
+
+
+class RedirectRefusedError(LLMError):
+    """The provider answered with a redirect the transport does not follow (to another
+    origin, from https to http, or for a request that is not GET/HEAD). Fix the base URL."""
+
+    default_code = "redirect_refused"
 
 
 class ExtractionError(LLMError):
