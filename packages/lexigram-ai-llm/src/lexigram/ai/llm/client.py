@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
+    ConfigurationError,
     LLMError,
     ProviderError,
     StreamError,
@@ -211,6 +212,12 @@ class AbstractLLMClient:
         """The frozen, provider-neutral request for a call (config defaults applied)."""
         cfg = self.config
         fields = {name: kwargs.pop(name) for name in _REQUEST_FIELDS if name in kwargs}
+        # Transport bounds for this call only: never sent to the provider, not in the cache key.
+        timeout, deadline = kwargs.pop("timeout", None), kwargs.pop("deadline", None)
+        if timeout is not None:
+            fields["timeout"] = _positive_seconds("timeout", timeout)
+        if deadline is not None:
+            fields["deadline"] = time.monotonic() + _positive_seconds("deadline", deadline)
         if isinstance(response_format, Mapping):
             response_format = _response_format_from_mapping(response_format)
         return ChatRequest(
@@ -314,9 +321,10 @@ class AbstractLLMClient:
             finally:
                 if not settled:
                     breaker.release_probe()
-            if not self.retry_policy.should_retry(attempt, failure.retryable):
+            if not self.retry_policy.should_retry(
+                attempt, failure.retryable
+            ) or not await self._sleep_before_retry(attempt, failure, request):
                 return Err(failure)
-            await self._sleep_before_retry(attempt, failure, request)
 
     # -- streaming -------------------------------------------------------------------------
 
@@ -412,7 +420,8 @@ class AbstractLLMClient:
                 if not settled:
                     breaker.release_probe()
             if failure is not None:
-                await self._sleep_before_retry(attempt, failure, request)
+                if not await self._sleep_before_retry(attempt, failure, request):
+                    raise failure
                 continue
             if cache is not None and accumulator is not None:
                 completion = accumulator.to_completion(self.provider_name, request.model)
@@ -461,8 +470,12 @@ class AbstractLLMClient:
 
     async def _sleep_before_retry(
         self, attempt: int, error: LLMError, request: ChatRequest
-    ) -> None:
+    ) -> bool:
+        """Wait before the next attempt; ``False`` (no wait) when the call's ``deadline``
+        leaves no room for it, so the caller gives up with ``error``."""
         delay = self.retry_policy.delay_for(attempt, error.retry_after)
+        if request.deadline is not None and time.monotonic() + delay >= request.deadline:
+            return False
         logger.info(
             "retrying %s/%s after %s (attempt %d, waiting %.2fs)",
             self.provider_name,
@@ -472,6 +485,7 @@ class AbstractLLMClient:
             delay,
         )
         await asyncio.sleep(delay)
+        return True
 
     def _circuit_open(self, request: ChatRequest, retry_in: float) -> LLMError:
         return CircuitOpenError(
@@ -527,6 +541,12 @@ def _normalised_endpoint(endpoint: str) -> str:
 
 # Stateless, so one instance serves every request.
 _CHAR_ESTIMATE = CharEstimateCounter()
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(f"{name}= must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _estimated_tokens(request: ChatRequest) -> int:

@@ -568,6 +568,11 @@ class ChatRequest:
     seed: int | None = None
     # Not in the repr: extra may carry headers such as Authorization.
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # Bounds of this call on the transport, never sent to the provider and left out of
+    # equality and the cache key: ``timeout`` replaces ``ClientConfig.timeout``; ``deadline``
+    # is absolute (``time.monotonic()`` clock) and ends the call, retries and sleeps included.
+    timeout: float | None = field(default=None, compare=False)
+    deadline: float | None = field(default=None, compare=False)
 
     def with_messages(self, messages: Sequence[ChatMessage]) -> ChatRequest:
         return replace(self, messages=tuple(messages))
