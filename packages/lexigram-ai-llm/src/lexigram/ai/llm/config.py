@@ -9,14 +9,16 @@ client when it is built.
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from lexigram.ai.llm.exceptions import ConfigurationError
 from lexigram.config import SectionSettings
 from lexigram.contracts.ai.thinking import ThinkingConfig
 from lexigram.validation import safe_url
 
-__all__ = ["ClientConfig", "ThinkingConfig"]
+__all__ = ["ClientConfig", "ThinkingConfig", "url_from_env"]
 
 
 class ClientConfig(SectionSettings):
@@ -59,6 +61,14 @@ class ClientConfig(SectionSettings):
     max_connections: int = Field(default=100, ge=1)
     context_window: int | None = Field(default=None, gt=0)
 
+    # Transport limits: what a provider may make us hold. Each breach is a ResponseLimitError
+    # whose ``code`` names the field to raise. Response size counts decompressed bytes (an
+    # embeddings batch of 2,048 x 1,536 floats is about 40 MB of JSON).
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_line_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # one SSE/NDJSON line
+    max_error_body_bytes: int = Field(default=64 * 1024, ge=256)  # read of a 4xx/5xx body
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # one response header line
+
     @field_validator("api_base")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -99,3 +109,38 @@ class ClientConfig(SectionSettings):
         )
 
     __str__ = __repr__
+
+
+def url_from_env(
+    name: str, value: str, *, allow_bare_host: bool, default: str | None = None
+) -> str:
+    """A base URL read from environment variable ``name``, validated like ``api_base``.
+
+    A bare ``host[:port]`` (Ollama's ``OLLAMA_HOST`` convention) is accepted only with
+    ``allow_bare_host``, that is when no credential goes out: it becomes ``http://host``, with
+    the port of ``default`` when it names none. Anything else needs ``http://`` or
+    ``https://``; an API key is never sent to a URL whose scheme was guessed.
+    """
+    value = value.strip()
+    if "://" not in value:
+        if not allow_bare_host:
+            raise ConfigurationError(
+                f"{name} has no scheme: write https://... (or http://... for a local "
+                f"server). A scheme is required where an API key is sent, so that it never "
+                f"goes out in clear text by guess"
+            )
+        url = f"http://{value}"
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise ConfigurationError(f"{name} is not a host[:port] or URL") from None
+        if not parts.hostname:
+            raise ConfigurationError(f"{name} is not a host[:port] or URL")
+        default_port = urlsplit(default).port if default else None
+        if port is None and default_port is not None:
+            url = f"http://{parts.netloc}:{default_port}{parts.path}"
+        return url.rstrip("/")
+    if not value.lower().startswith(("http://", "https://")):
+        raise ConfigurationError(f"{name} must be an http:// or https:// URL")
+    return value.rstrip("/")

@@ -134,6 +134,7 @@ class ProviderProfile:
     - ``capabilities``: ``stream``, ``tools``, ``thinking``, ``json_schema``, ``json_object``,
       ``vision``, ``documents``.
     - ``extra``: the ``pip install lexigram-ai-llm[extra]`` this provider needs, if any.
+    - ``unreachable_hint``: the advice ending the error when the server cannot be reached.
     """
 
     name: str
@@ -152,3 +153,4 @@ class ProviderProfile:
     extra: str | None = None
     signer_factory: Callable[[ClientConfig, ProviderProfile], RequestSigner] | None = None
     description: str = ""
+    unreachable_hint: str = "check api_base and the network"

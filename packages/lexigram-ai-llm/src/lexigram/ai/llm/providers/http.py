@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from lexigram.ai.llm._framing import NDJSONDecoder, SSEDecoder
 from lexigram.ai.llm.client import AbstractLLMClient, cache_scope_for
-from lexigram.ai.llm.config import ClientConfig
+from lexigram.ai.llm.config import ClientConfig, url_from_env
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
     LLMError,
-    LLMTimeoutError,
     ProviderConnectionError,
-    StreamError,
     credential_values,
     redact_error,
 )
@@ -31,7 +29,7 @@ from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
 from lexigram.validation import safe_url, url_secrets
 
 if TYPE_CHECKING:
-    from lexigram.ai.llm._transport import Transport
+    from lexigram.ai.llm._transport import AiohttpTransport, Framer, Response
 
 __all__ = ["HTTPLLMClient", "request_id_from"]
 
@@ -71,16 +69,17 @@ class HTTPLLMClient(AbstractLLMClient):
         self._default_model = config.model or profile.default_model or ""
         options: dict[str, Any] = {**profile.quirks, **config.extra}
         self._options = options
-        self._base_url = _resolve_base_url(config, profile, options)
         self._api_key = _resolve_api_key(config, profile)
+        self._base_url = _resolve_base_url(config, profile, options, self._api_key)
         self._headers = self._static_headers(options)
         self._signer: RequestSigner | None = (
             profile.signer_factory(config, profile) if profile.signer_factory else None
         )
         self._contexts: dict[str, CallContext] = {}
-        self._transport: Transport | None = None
-        # None: unknown whether the host accepts ``stream_options``; True/False once known.
-        self._stream_usage_state: bool | None = None
+        self._transport: AiohttpTransport | None = None
+        # A codec with a retry for rejected streams keeps its per-client state here.
+        make_fallback = getattr(codec, "stream_fallback", None)
+        self._stream_fallback: Any = make_fallback() if make_fallback is not None else None
         self._cache_scope: str | None = None
 
     def __repr__(self) -> str:
@@ -125,20 +124,42 @@ class HTTPLLMClient(AbstractLLMClient):
             self._contexts[model] = ctx
         return ctx
 
-    def _transport_for_call(self) -> Transport:
+    @property
+    def transport(self) -> AiohttpTransport:
+        """The transport this client sends through (created on first use)."""
         transport = self._transport
         if transport is None:
-            from lexigram.ai.llm._transport import Transport
+            from lexigram.ai.llm._transport import AiohttpTransport, TransportLimits
 
-            transport = self._transport = Transport(
-                timeout=self.config.timeout,
-                idle_timeout=self.config.stream_idle_timeout,
-                max_connections=self.config.max_connections,
+            cfg = self.config
+            transport = self._transport = AiohttpTransport(
+                timeout=cfg.timeout,
+                idle_timeout=cfg.stream_idle_timeout,
+                max_connections=cfg.max_connections,
+                limits=TransportLimits.from_config(cfg),
+                connection_error=self._connection_error,
             )
         return transport
 
+    def auth_headers(self) -> dict[str, str]:
+        """A copy of the headers every request of this client carries, authentication
+        included (for a side request such as ``GET /models`` through ``transport``)."""
+        return dict(self._headers)
+
+    def _framer(self) -> Framer:
+        framing = self.codec.framing
+        if framing is Framing.SSE:
+            return SSEDecoder(self.config.max_line_bytes)
+        if framing is Framing.NDJSON:
+            return NDJSONDecoder(self.config.max_line_bytes)
+        if framing is Framing.AWS_EVENTSTREAM:
+            from lexigram.ai.llm.providers.bedrock import EventStreamFramer
+
+            return EventStreamFramer()
+        raise ConfigurationError(f"Codec {self.codec.name!r} declares unknown framing {framing!r}")
+
     async def _prepare(
-        self, request: ChatRequest, *, stream: bool
+        self, request: ChatRequest, *, stream: bool, ctx: CallContext | None = None
     ) -> tuple[HTTPRequest, CallContext]:
         if self.profile.requires_key and not self._api_key and self.profile.auth != "custom":
             names = " or ".join(self.profile.api_key_env) or "api_key"
@@ -151,7 +172,10 @@ class HTTPLLMClient(AbstractLLMClient):
                 f"No model given for provider {self.provider_name!r}: pass model=... or set "
                 f"ClientConfig(model=...) / LEX_AI_LLM__MODEL"
             )
-        ctx = self._context(request.model)
+        if ctx is None:
+            ctx = self._context(request.model)
+            if stream and self._stream_fallback is not None:
+                ctx = self._stream_fallback.context(ctx)
         http = self.codec.encode(request, ctx, stream=stream)
         http.headers.update(self._headers)
         if self._signer is not None:
@@ -170,106 +194,69 @@ class HTTPLLMClient(AbstractLLMClient):
 
     async def _do_complete(self, request: ChatRequest) -> Completion:
         http, ctx = await self._prepare(request, stream=False)
-        transport = self._transport_for_call()
+        transport = self._transport or self.transport
         try:
-            async with transport.session().request(
-                http.method,
-                http.url,
-                data=http.body,
-                headers=http.headers,
-                timeout=transport.timeout,
-            ) as response:
-                body = await response.read()
-                status = response.status
-                headers = response.headers
-        except TimeoutError as exc:
-            raise LLMTimeoutError(
-                f"No answer within {self.config.timeout:g}s",
-                provider=self.provider_name,
-                model=request.model,
-            ) from exc
-        except transport.ClientError as exc:
-            raise self._connection_error(exc, request) from exc
+            response = await transport.send(
+                http, timeout=request.timeout, deadline=request.deadline
+            )
+        except LLMError as error:
+            self._redact(self._attributed(error, request.model))
+            raise
+        headers = response.headers
         if self.rate_limiter is not None:
             self.rate_limiter.update_from_headers(self.provider_name, request.model, headers)
-        if status >= 400:
-            raise self._redact(self._mapped_error(status, headers, body, ctx))
+        if response.status >= 400:
+            raise self._redact(self._mapped_error(response.status, headers, response.body, ctx))
         try:
-            return self.codec.decode(body, headers, ctx)
+            return self.codec.decode(response.body, headers, ctx)
         except LLMError as error:
             raise self._redact(error) from None
 
-    async def _open_stream(self, request: ChatRequest) -> tuple[Any, CallContext]:
+    async def _open_stream(
+        self, request: ChatRequest, ctx: CallContext | None = None
+    ) -> tuple[Response, CallContext]:
         """Send a streamed request; the response (2xx) and its context, or a typed error."""
-        http, ctx = await self._prepare(request, stream=True)
-        transport = self._transport_for_call()
+        http, ctx = await self._prepare(request, stream=True, ctx=ctx)
+        transport = self._transport or self.transport
         try:
-            response = await transport.session().request(
-                http.method,
-                http.url,
-                data=http.body,
-                headers=http.headers,
-                timeout=transport.stream_timeout,
+            response = await transport.send(
+                http, stream=True, timeout=request.timeout, deadline=request.deadline
             )
-        except TimeoutError as exc:
-            raise LLMTimeoutError(
-                "The provider did not start answering in time",
-                provider=self.provider_name,
-                model=request.model,
-            ) from exc
-        except transport.ClientError as exc:
-            raise self._connection_error(exc, request) from exc
+        except LLMError as error:
+            self._redact(self._attributed(error, request.model))
+            raise
         if self.rate_limiter is not None:
             self.rate_limiter.update_from_headers(
                 self.provider_name, request.model, response.headers
             )
+        fallback = self._stream_fallback
         if response.status < 400:
-            if self._stream_usage_state is None and ctx.options.get("stream_usage", True):
-                self._stream_usage_state = True  # the host accepts stream_options
+            if fallback is not None:
+                fallback.opened(ctx)
             return response, ctx
-        try:
-            body = await response.read()
-        finally:
-            response.release()
-        error = self._redact(self._mapped_error(response.status, response.headers, body, ctx))
-        if (
-            response.status in (400, 422)
-            and getattr(self.codec, "stream_usage_option", False)
-            and self._stream_usage_state is None
-            and self._options.get("stream_usage", True)
-        ):
-            # Some OpenAI-compatible hosts reject ``stream_options``. Until one stream has
-            # succeeded with it, a rejected stream is tried once more without it; if that
-            # works, this client stops asking for usage in streams.
-            self._options["stream_usage"] = False
-            self._contexts.clear()
+        rejected = self._redact(
+            self._mapped_error(response.status, response.headers, response.body, ctx)
+        )
+        retry_ctx = fallback.retry_context(response.status, ctx) if fallback else None
+        if retry_ctx is not None:
+            # The codec knows a variant of the request this host may accept (OpenAI-compatible
+            # hosts that reject ``stream_options``): tried once; its failure reports the first.
             try:
-                opened = await self._open_stream(request)
+                return await self._open_stream(request, retry_ctx)
             except LLMError:
-                self._options["stream_usage"] = True
-                self._contexts.clear()
-                raise error from None
-            self._stream_usage_state = False
-            return opened
-        raise error
+                raise rejected from None
+        raise rejected
 
     async def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         response, ctx = await self._open_stream(request)
-        client_error = self._transport_for_call().ClientError
-        finished = False
         try:
             decoder = self.codec.stream_decoder(ctx)
-            framing = self.codec.framing
-            if framing is Framing.SSE:
-                framer: Any = SSEDecoder()
-            elif framing is Framing.NDJSON:
-                framer = NDJSONDecoder()
-            else:
-                framer = self.codec.framer()  # type: ignore[attr-defined]
+            framer = self._framer()
             feed = decoder.feed
+            batches = response.events(framer)
             try:
-                async for data in response.content.iter_any():
-                    for event in framer.feed(data):
+                async for events in batches:
+                    for event in events:
                         for chunk in feed(event):
                             yield chunk
                     if decoder.done:
@@ -280,32 +267,13 @@ class HTTPLLMClient(AbstractLLMClient):
                             yield chunk
                 for chunk in decoder.finish():
                     yield chunk
-                finished = True
-            except TimeoutError as exc:
-                raise StreamError(
-                    f"No data from the provider for {self.config.stream_idle_timeout:g}s; "
-                    "the stream was abandoned",
-                    provider=self.provider_name,
-                    model=request.model,
-                    retryable=True,
-                    code="stream_idle_timeout",
-                ) from exc
-            except client_error as exc:
-                raise StreamError(
-                    f"The connection broke mid-stream ({type(exc).__name__})",
-                    provider=self.provider_name,
-                    model=request.model,
-                    retryable=True,
-                ) from exc
             except LLMError as error:
-                if error.provider is None:
-                    error.provider, error.model = self.provider_name, request.model
-                raise self._redact(error) from None
+                self._redact(self._attributed(error, request.model))
+                raise
+            finally:
+                await batches.aclose()
         finally:
-            if finished:
-                response.release()
-            else:
-                response.close()
+            await response.aclose()
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -321,12 +289,19 @@ class HTTPLLMClient(AbstractLLMClient):
             error.model = ctx.model
         return error
 
-    def _connection_error(self, exc: BaseException, request: ChatRequest) -> LLMError:
+    def _attributed(self, error: LLMError, model: str) -> LLMError:
+        if error.provider is None:
+            error.provider = self.provider_name
+        if error.model is None:
+            error.model = model
+        return error
+
+    def _connection_error(self, exc: BaseException) -> LLMError:
+        # The transport's one mapping of an unreachable server calls this for the wording.
         return ProviderConnectionError(
             f"Could not reach {self.provider_name} at {safe_url(self._base_url)} "
-            f"({type(exc).__name__}); check api_base and the network",
+            f"({type(exc).__name__}); {self.profile.unreachable_hint}",
             provider=self.provider_name,
-            model=request.model,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -334,7 +309,7 @@ class HTTPLLMClient(AbstractLLMClient):
     async def close(self) -> None:
         """Close the HTTP session."""
         if self._transport is not None:
-            await self._transport.close()
+            await self._transport.aclose()
 
 
 def _resolve_api_key(config: ClientConfig, profile: ProviderProfile) -> str | None:
@@ -348,14 +323,22 @@ def _resolve_api_key(config: ClientConfig, profile: ProviderProfile) -> str | No
 
 
 def _resolve_base_url(
-    config: ClientConfig, profile: ProviderProfile, options: Mapping[str, Any]
+    config: ClientConfig,
+    profile: ProviderProfile,
+    options: Mapping[str, Any],
+    api_key: str | None,
 ) -> str:
     url = config.api_base
     if url is None:
+        # Validated like ``api_base``; a bare ``host[:port]`` only where no credential
+        # goes out (Ollama's ``OLLAMA_HOST`` convention), never a silent plain-http key.
+        sends_credentials = bool(api_key) or profile.requires_key or profile.auth == "custom"
         for name in profile.base_url_env:
-            value = os.environ.get(name)
-            if value:
-                url = value if "://" in value else f"http://{value}"
+            found = os.environ.get(name, "").strip()
+            if found:
+                url = url_from_env(
+                    name, found, allow_bare_host=not sends_credentials, default=profile.base_url
+                )
                 break
     if url is None:
         url = profile.base_url

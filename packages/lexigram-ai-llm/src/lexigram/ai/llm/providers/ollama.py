@@ -459,9 +459,7 @@ PROFILES: dict[str, ProviderProfile] = {
         api_key_env=("OLLAMA_API_KEY",),
         requires_key=False,
         default_model="llama3.2",
-        # ``stream_usage`` is the OpenAI codec's ``stream_options`` switch; Ollama always
-        # reports usage on its last line, so the client's retry-without-it does not apply.
-        quirks={"stream_usage": False},
+        unreachable_hint="is Ollama running (`ollama serve`)? Set OLLAMA_HOST or api_base",
         capabilities=frozenset(
             {"stream", "tools", "thinking", "json_object", "json_schema", "vision"}
         ),
