@@ -925,9 +925,6 @@ PROFILES: dict[str, ProviderProfile] = {
         auth="custom",
         requires_key=False,
         default_model="anthropic.claude-3-5-haiku-20241022-v1:0",
-        # ``stream_usage`` is the OpenAI codec's ``stream_options`` switch; Converse always
-        # reports usage in its metadata event, so the client's retry-without-it does not apply.
-        quirks={"stream_usage": False},
         capabilities=frozenset(
             {"stream", "tools", "thinking", "json_schema", "json_object", "vision", "documents"}
         ),

@@ -507,9 +507,6 @@ PROFILES: dict[str, ProviderProfile] = {
         api_key_env=("CO_API_KEY", "COHERE_API_KEY"),
         base_url_env=("CO_API_URL",),
         default_model="command-a-03-2025",
-        # ``stream_usage`` is the OpenAI codec's ``stream_options`` switch; Cohere always
-        # reports usage in message-end, so the client's retry-without-it does not apply.
-        quirks={"stream_usage": False},
         capabilities=frozenset(
             {"stream", "tools", "thinking", "json_object", "json_schema", "vision", "documents"}
         ),

@@ -8,7 +8,8 @@ server (vLLM, llama.cpp, LM Studio).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -95,14 +96,64 @@ def finish_reason(raw: str | None) -> str | None:
     return _FINISH_VALUES.get(raw, raw)
 
 
+class StreamUsageFallback:
+    """One client's knowledge of whether its host accepts ``stream_options``.
+
+    Streams ask for usage with ``stream_options``; some OpenAI-compatible hosts reject the
+    field (400/422). Until one stream has opened with it, a rejected stream is tried once more
+    without it (``retry_context``); if that one opens, this client stops asking. Each client
+    has its own (``HTTPLLMClient`` makes it with ``codec.stream_fallback()``), and the
+    contexts it hands out are new values: nothing shared is mutated.
+    """
+
+    __slots__ = ("_accepts", "_applies", "_without")
+
+    def __init__(self, applies: Callable[[CallContext], bool] | None = None) -> None:
+        self._accepts: bool | None = None  # None: not known yet
+        self._applies = applies
+        self._without: dict[str, CallContext] = {}
+
+    def context(self, ctx: CallContext) -> CallContext:
+        """The context for a new stream: without usage once the host is known to refuse it."""
+        return self._stripped(ctx) if self._accepts is False else ctx
+
+    def retry_context(self, status: int, ctx: CallContext) -> CallContext | None:
+        """After a rejected stream: the context to try once more, or ``None``."""
+        if (
+            self._accepts is None
+            and status in (400, 422)
+            and ctx.options.get("stream_usage", True)
+            and (self._applies is None or self._applies(ctx))
+        ):
+            return self._stripped(ctx)
+        return None
+
+    def opened(self, ctx: CallContext) -> None:
+        """A stream opened with ``ctx``: remember what the host accepts."""
+        if self._accepts is not None or (self._applies is not None and not self._applies(ctx)):
+            return
+        if ctx.options.get("stream_usage", True):
+            self._accepts = True
+        elif self._without.get(ctx.model) is ctx:
+            self._accepts = False  # the retry without ``stream_options`` worked
+
+    def _stripped(self, ctx: CallContext) -> CallContext:
+        stripped = self._without.get(ctx.model)
+        if stripped is None:
+            stripped = replace(ctx, options={**ctx.options, "stream_usage": False})
+            self._without[ctx.model] = stripped
+        return stripped
+
+
 class OpenAICodec:
     """Chat Completions: encode, decode, stream decode, error mapping."""
 
     name = "openai"
     framing = Framing.SSE
-    # Streams ask for usage with ``stream_options``; the client retries once without it on a
-    # host that rejects the field (see ``HTTPLLMClient._open_stream``).
-    stream_usage_option = True
+
+    def stream_fallback(self) -> StreamUsageFallback:
+        """Per-client state of the retry without ``stream_options`` (see the class)."""
+        return StreamUsageFallback()
 
     # -- encode ----------------------------------------------------------------------------
 
