@@ -219,25 +219,20 @@ async def _model_for_server(client: AbstractLLMClient) -> str | None:
         return None
     if client.profile.codec != "openai" or client.profile.default_model:
         return None
-    from lexigram.ai.llm._transport import aiohttp
+    from lexigram.ai.llm.providers.base import HTTPRequest
 
-    headers = {}
-    if client.config.api_key is not None:
-        headers["Authorization"] = f"Bearer {client.config.api_key.get_secret_value()}"
+    # Through the client's own transport and auth headers (whatever its profile sends).
+    request = HTTPRequest("GET", client.base_url + "/models", client.auth_headers())
     try:
-        async with (
-            aiohttp.ClientSession(trust_env=False) as session,
-            session.get(
-                client.base_url + "/models",
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=client.config.timeout),
-            ) as response,
-        ):
-            if response.status != 200:
-                return None
-            data = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+        response = await client.transport.send(request)
+    except LLMError:
         return None  # the chat request itself will report what is wrong
+    if response.status != 200:
+        return None
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        return None
     models = data.get("data") if isinstance(data, dict) else None
     if models and isinstance(models[0], dict) and models[0].get("id"):
         return str(models[0]["id"])

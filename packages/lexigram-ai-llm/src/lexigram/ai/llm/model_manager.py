@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from lexigram.ai.llm.config import url_from_env
 from lexigram.ai.llm.exceptions import (
     LLMError,
-    LLMTimeoutError,
     ProviderConnectionError,
+    StreamError,
     error_for_status,
 )
 
 if TYPE_CHECKING:
-    import aiohttp
-
+    from lexigram.ai.llm._transport import AiohttpTransport, Response
     from lexigram.ai.llm.providers.local import LoadOptions, LocalModel, LocalModelPool
 
 __all__ = [
@@ -160,13 +160,12 @@ class PullProgress:
 
 
 def ollama_url_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """Ollama's address from ``OLLAMA_HOST`` (``host:port`` or a URL), else the default."""
+    """Ollama's address from ``OLLAMA_HOST`` (``host``, ``host:port`` or a URL; port 11434
+    when none is given), else the default."""
     value = (os.environ if environ is None else environ).get("OLLAMA_HOST", "").strip()
     if not value:
         return DEFAULT_OLLAMA_URL
-    if "://" not in value:
-        value = f"http://{value}"
-    return value.rstrip("/")
+    return url_from_env("OLLAMA_HOST", value, allow_bare_host=True, default=DEFAULT_OLLAMA_URL)
 
 
 # -- the manager ---------------------------------------------------------------------------
@@ -204,7 +203,7 @@ class LLMModelManager:
         self.timeout = timeout
         self._pool = pool
         self._load_options = load_options
-        self._session: aiohttp.ClientSession | None = None
+        self._transport: AiohttpTransport | None = None
 
     def __repr__(self) -> str:
         return (
@@ -227,9 +226,9 @@ class LLMModelManager:
         """Close the HTTP session and release the local models this manager loaded."""
         if self._pool is not None:
             self._pool.release(id(self))
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     # -- local models ----------------------------------------------------------------------
 
@@ -374,40 +373,36 @@ class LLMModelManager:
         arrives. Ends after ``success``; an error line or a cut stream raises
         ``ModelPullError``."""
         from lexigram.ai.llm._framing import NDJSONDecoder
-        from lexigram.ai.llm._transport import aiohttp
 
         body = orjson.dumps({"model": model, "insecure": insecure, "stream": True})
-        session = self._http()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)
+        response = await self._send("POST", "/api/pull", body, model=model, stream=True)
+        framer = NDJSONDecoder(self._http().limits.max_line_bytes)
+        batches = response.events(framer)
         try:
-            async with session.post(
-                self.ollama_url + "/api/pull",
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=timeout,
-            ) as response:
-                if response.status >= 400:
-                    raise _ollama_error(response.status, await response.read(), model)
-                framer = NDJSONDecoder()
-                async for data in response.content.iter_any():
-                    for line in framer.feed(data):
-                        progress = _pull_line(line, model)
-                        yield progress
-                        if progress.done:
-                            return
-                for line in framer.finish():
+            async for lines in batches:
+                for line in lines:
                     progress = _pull_line(line, model)
                     yield progress
                     if progress.done:
                         return
-        except TimeoutError as exc:
-            raise LLMTimeoutError(
-                f"Ollama at {self.ollama_url} did not start the pull within {self.timeout:g}s",
+            for line in framer.finish():
+                progress = _pull_line(line, model)
+                yield progress
+                if progress.done:
+                    return
+        except StreamError as error:
+            raise ModelPullError(
+                f"The pull of {model!r} was cut before Ollama reported success",
                 provider=_OLLAMA,
                 model=model,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._connection_error(exc, model) from exc
+                retryable=True,
+            ) from error
+        except LLMError as error:
+            _attributed(error, model)
+            raise
+        finally:
+            await batches.aclose()
+            await response.aclose()
         raise ModelPullError(
             f"The pull of {model!r} ended before Ollama reported success",
             provider=_OLLAMA,
@@ -423,29 +418,9 @@ class LLMModelManager:
         *,
         model: str | None = None,
     ) -> Any:
-        from lexigram.ai.llm._transport import aiohttp
-
-        session = self._http()
-        try:
-            async with session.request(
-                method,
-                self.ollama_url + path,
-                data=orjson.dumps(payload) if payload is not None else None,
-                headers={"Content-Type": "application/json"} if payload is not None else None,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            ) as response:
-                body = await response.read()
-                if response.status >= 400:
-                    raise _ollama_error(response.status, body, model)
-        except TimeoutError as exc:
-            raise LLMTimeoutError(
-                f"Ollama at {self.ollama_url} did not answer {method} {path} within "
-                f"{self.timeout:g}s",
-                provider=_OLLAMA,
-                model=model,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise self._connection_error(exc, model) from exc
+        data = orjson.dumps(payload) if payload is not None else None
+        response = await self._send(method, path, data, model=model)
+        body = response.body
         if not body.strip():
             return {}
         try:
@@ -458,20 +433,53 @@ class LLMModelManager:
                 provider_message=body[:200].decode("utf-8", "replace"),
             ) from exc
 
-    def _http(self) -> aiohttp.ClientSession:
-        from lexigram.ai.llm._transport import aiohttp
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        model: str | None,
+        stream: bool = False,
+    ) -> Response:
+        """One request through the transport; a typed error for any failure or 4xx/5xx."""
+        from lexigram.ai.llm.providers.base import HTTPRequest
 
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(trust_env=False)
-        return self._session
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        request = HTTPRequest(method, self.ollama_url + path, headers, body)
+        try:
+            response = await self._http().send(request, stream=stream)
+        except LLMError as error:
+            _attributed(error, model)
+            raise
+        if response.status >= 400:
+            await response.aclose()
+            raise _ollama_error(response.status, response.body, model)
+        return response
 
-    def _connection_error(self, exc: BaseException, model: str | None) -> LLMError:
+    def _http(self) -> AiohttpTransport:
+        if self._transport is None:
+            from lexigram.ai.llm._transport import AiohttpTransport
+
+            self._transport = AiohttpTransport(
+                timeout=self.timeout, connection_error=self._connection_error
+            )
+        return self._transport
+
+    def _connection_error(self, exc: BaseException) -> LLMError:
         return ProviderConnectionError(
-            f"Could not reach Ollama at {self.ollama_url} ({type(exc).__name__}); is it "
-            f"running? Set OLLAMA_HOST or LLMModelManager(ollama_url=...)",
+            f"Could not reach Ollama at {self.ollama_url} ({type(exc).__name__}); is Ollama "
+            f"running (`ollama serve`)? Set OLLAMA_HOST or LLMModelManager(ollama_url=...)",
             provider=_OLLAMA,
-            model=model,
         )
+
+
+def _attributed(error: LLMError, model: str | None) -> LLMError:
+    if error.provider is None:
+        error.provider = _OLLAMA
+    if error.model is None:
+        error.model = model
+    return error
 
 
 def _models_of(data: Any) -> list[Mapping[str, Any]]:
