@@ -230,6 +230,7 @@ class LLMCache:
         self.wait_timeout = wait_timeout
         self._counters = _Counters()
         self._flights: dict[str, _Flight] = {}
+        self._background: set[asyncio.Future[None]] = set()
         # The key ``get`` just computed, for the ``single_flight``/``put`` that follow a miss
         # on the same request: a long conversation is not serialised and hashed twice.
         self._pending_key: tuple[ChatRequest, str, str | None] | None = None
@@ -336,7 +337,16 @@ class LLMCache:
                 claimed = bool(await claim(claim_key, token, self.claim_ttl))
             except Exception as exc:  # a broken backend must not break the call
                 self._backend_failed("claim", exc)
+                # A timeout may have landed after the claim was stored: give it back, in the
+                # background, without making this call wait for the backend once more.
+                self._in_background(self._release(claim_key, token))
                 return await call()
+            except BaseException:
+                # A cancel can land after the backend stored the claim and before its answer
+                # reached us: give back whatever holds our token, or identical requests in
+                # other processes wait for an answer that never comes, up to ``claim_ttl``.
+                await asyncio.shield(self._release(claim_key, token))
+                raise
             if claimed:
                 try:
                     # Another process may have stored the answer since our lookup.
@@ -354,6 +364,11 @@ class LLMCache:
             if not claim_gone:  # waited long enough: ask the provider ourselves
                 return await self._call_and_store(key, call)
             # The holder gave up without an answer (its call failed): try to claim it ourselves.
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)  # held until done, so it is not garbage-collected midway
+        task.add_done_callback(self._background.discard)
 
     async def _wait_for_answer(
         self, key: str, claim_key: str, deadline: float
