@@ -16,6 +16,7 @@ FAMILY_MODULES: dict[str, str] = {
     "ollama": "lexigram.ai.llm.providers.ollama",
     "cohere": "lexigram.ai.llm.providers.cohere",
     "bedrock": "lexigram.ai.llm.providers.bedrock",
+    "responses": "lexigram.ai.llm.providers.responses",
 }
 
 # Built-in provider name -> wire family. ``local`` is not HTTP: its factory lives in
@@ -38,4 +39,6 @@ BUILTIN_PROVIDERS: dict[str, str] = {
     "ollama": "ollama",
     "cohere": "cohere",
     "bedrock": "bedrock",
+    "openai_responses": "responses",
+    "azure-openai-responses": "responses",
 }
