@@ -7,6 +7,7 @@ with tool calls, and asserts on the ``ToolRun`` and on what went back over the w
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -805,3 +806,15 @@ async def test_conversation_keeps_a_partial_tool_turn(
     assert manager.pending_tool_calls() == []
     server.script(Reply(text="21."))
     assert (await manager.run_tools([get_weather])).unwrap().content == "21."
+
+
+# -- the mcp extra -------------------------------------------------------------------------
+
+
+def test_mcp_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lexigram.ai.llm.exceptions import MissingExtraError
+    from lexigram.ai.llm.mcp import MCPTools
+
+    monkeypatch.setitem(sys.modules, "mcp", None)  # ``import mcp`` now fails
+    with pytest.raises(MissingExtraError, match=r"pip install 'lexigram-ai-llm\[mcp\]'"):
+        asyncio.run(MCPTools.stdio("some-mcp-server --flag").open())

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import LLMError
-from lexigram.ai.llm.types import ChatMessage, ResponseFormat
+from lexigram.ai.llm.types import ChatMessage, ResponseFormat, StreamChunk
 from lexigram.result import Err
 
 __all__ = ["build_parser", "main"]
@@ -73,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument(
         "--no-stream", action="store_true", help="wait for the whole answer, then print it"
+    )
+    chat.add_argument(
+        "--tool",
+        action="append",
+        metavar="MODULE:FUNCTION",
+        help="offer a Python function as a tool and run the calls (repeatable; MODULE may be "
+        "a file.py); each call is printed to stderr",
+    )
+    chat.add_argument(
+        "--mcp",
+        action="append",
+        metavar="COMMAND",
+        help="offer the tools of an MCP server run as COMMAND over stdio (repeatable)",
+    )
+    chat.add_argument(
+        "--max-steps", type=int, default=10, help="model calls allowed with tools (default: 10)"
     )
 
     commands.add_parser("providers", help="list providers and whether their key is set")
@@ -149,6 +165,8 @@ async def _chat(args: argparse.Namespace) -> int:
         options: dict[str, Any] = {"cache": False}
         if response_format is not None:
             options["response_format"] = response_format
+        if args.tool or args.mcp:
+            return await _chat_with_tools(client, messages, args, options)
         if args.no_stream:
             result = await client.complete(messages, **options)
             if isinstance(result, Err):
@@ -171,6 +189,86 @@ async def _stream(chunks: AsyncIterator[Any]) -> None:
             wrote = chunk.delta
     if not wrote.endswith("\n"):
         _write(sys.stdout, "\n")
+
+
+async def _chat_with_tools(
+    client: AbstractLLMClient,
+    messages: list[ChatMessage],
+    args: argparse.Namespace,
+    options: dict[str, Any],
+) -> int:
+    """``chat --tool/--mcp``: the tool loop, each call printed to stderr as it finishes."""
+    from lexigram.ai.llm.tools import ToolResult, run_tools, stream_tools
+
+    tools: list[Any] = [_load_tool(spec) for spec in args.tool or ()]
+    async with contextlib.AsyncExitStack() as stack:
+        if args.mcp:
+            from lexigram.ai.llm.mcp import MCPConnectionError, MCPTools
+
+            for command in args.mcp:
+                try:
+                    tools.append(await stack.enter_async_context(MCPTools.stdio(command)))
+                except MCPConnectionError as exc:
+                    raise _UsageError(f"--mcp {command!r}: {exc}") from None
+        settings: dict[str, Any] = {"max_steps": args.max_steps, **options}
+        if args.no_stream:
+            result = await run_tools(client, messages, tools, on_step=_print_step, **settings)
+            if isinstance(result, Err):
+                raise result.error
+            _write(sys.stdout, result.value.content + "\n")
+            return EXIT_OK
+        wrote = ""
+        async for event in stream_tools(client, messages, tools, **settings):
+            if isinstance(event, ToolResult):
+                _print_call(event)
+            elif isinstance(event, StreamChunk) and event.delta:
+                _write(sys.stdout, event.delta)
+                wrote = event.delta
+        if not wrote.endswith("\n"):
+            _write(sys.stdout, "\n")
+        return EXIT_OK
+
+
+def _print_step(step: Any) -> None:
+    for result in step.results:
+        _print_call(result)
+
+
+def _print_call(result: Any) -> None:
+    outcome = result.content if result.ok else f"error: {result.error}"
+    _write(sys.stderr, f"[tool] {result.name}({result.call.arguments}) -> {outcome}\n")
+
+
+def _load_tool(spec: str) -> Any:
+    """The function named by ``module:function`` (or ``path/file.py:function``)."""
+    import importlib
+    import importlib.util
+
+    module_name, sep, attribute = spec.rpartition(":")
+    if not sep or not module_name or not attribute:
+        raise _UsageError(f"--tool {spec!r}: use MODULE:FUNCTION, e.g. mytools:get_weather")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if loader_spec is None or loader_spec.loader is None or not path.is_file():
+                raise _UsageError(f"--tool {spec!r}: no such file {module_name}")
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:  # as 'python -m' does: the working directory
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _UsageError(f"--tool {spec!r}: cannot import {module_name}: {exc}") from None
+    target: Any = module
+    for part in attribute.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise _UsageError(f"--tool {spec!r}: {module_name} has no {attribute}")
+    if not callable(target):
+        raise _UsageError(f"--tool {spec!r}: {attribute} is not a function")
+    return target
 
 
 def _write(stream: TextIO, text: str) -> None:

@@ -16,6 +16,7 @@ import orjson
 
 from lexigram.ai.llm._framing import SSEEvent
 from lexigram.ai.llm.exceptions import (
+    ConfigurationError,
     LLMContentFilterError,
     LLMError,
     LLMModelNotFoundError,
@@ -57,7 +58,7 @@ from lexigram.ai.llm.types import (
     Usage,
 )
 
-__all__ = ["CODEC", "PROFILES", "OpenAICodec"]
+__all__ = ["CODEC", "PROFILES", "OpenAICodec", "OpenAIWireCodec"]
 
 _FINISH = {
     "stop": FinishReason.STOP,
@@ -276,7 +277,12 @@ class OpenAICodec:
                 model=ctx.model,
                 provider_message=message["refusal"],
             )
-        thinking = thinking_result((ThinkingBlock(reasoning),) if reasoning else (), usage)
+        details = message.get("reasoning_details")
+        if details and isinstance(details, list):
+            blocks = tuple(_detail_block(d) for d in details if isinstance(d, Mapping))
+        else:
+            blocks = (ThinkingBlock(reasoning),) if reasoning else ()
+        thinking = thinking_result(blocks, usage)
         return Completion(
             content=content,
             model=data.get("model") or ctx.model,
@@ -422,21 +428,73 @@ def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[st
             out["content"] = None
     elif role is Role.TOOL:
         out["tool_call_id"] = message.tool_call_id
+    if role is Role.ASSISTANT and message.thinking:
+        replay = options.get("reasoning_replay")
+        if replay == "reasoning_content":
+            # DeepSeek (thinking mode) and Kimi want the reasoning of a tool-calling turn back.
+            reasoning = "".join(b.content for b in message.thinking if not b.redacted)
+            if reasoning:
+                out["reasoning_content"] = reasoning
+        elif replay == "reasoning_details":
+            details = [
+                orjson.Fragment(b.data)
+                for b in message.thinking
+                if b.data and b.data.startswith(_DETAIL_PREFIX)
+            ]
+            if details:
+                out["reasoning_details"] = details
     if message.name and role in (Role.USER, Role.ASSISTANT):
         out["name"] = message.name
     return out
 
 
+def _detail_block(detail: Mapping[str, Any]) -> ThinkingBlock:
+    """One OpenRouter ``reasoning_details`` entry as a block; ``data`` keeps the entry (compact
+    JSON) to send back unchanged."""
+    text = detail.get("text") or detail.get("summary") or ""
+    return ThinkingBlock(
+        content=text if isinstance(text, str) else "",
+        signature=detail.get("signature") or None,
+        # ``type`` first (a block is told apart as an entry by its prefix), then the other
+        # fields in sorted order, so a streamed entry is kept exactly as the whole one.
+        data=orjson.dumps({"type": detail.get("type"), **dict(sorted(detail.items()))}).decode(),
+    )
+
+
+#: How a block kept from a ``reasoning_details`` entry begins (``_detail_block`` writes it).
+_DETAIL_PREFIX = '{"type":"reasoning.'
+
+
+def _merge_details(merged: dict[Any, dict[str, Any]], fragments: list[Any]) -> None:
+    """Streamed ``reasoning_details`` fragments folded by ``index``: text and summary pieces
+    joined, the other fields (signature, encrypted data, format, id) kept as they come."""
+    for position, fragment in enumerate(fragments):
+        if not isinstance(fragment, Mapping):
+            continue
+        key = fragment.get("index", position)
+        slot = merged.get(key)
+        if slot is None or slot.get("type") != fragment.get("type"):
+            # A new entry (one of another type at the same index gets a key of its own).
+            merged[key if slot is None else (key, len(merged))] = dict(fragment)
+            continue
+        for name, value in fragment.items():
+            if name in ("text", "summary") and isinstance(value, str):
+                slot[name] = (slot.get(name) or "") + value
+            elif value is not None:
+                slot[name] = value
+
+
 class OpenAIStreamDecoder:
     """Decodes ``data: {chunk}`` events until ``data: [DONE]``."""
 
-    __slots__ = ("_ctx", "_done", "_splitter", "_usage_in_body")
+    __slots__ = ("_ctx", "_details", "_done", "_splitter", "_usage_in_body")
 
     def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
         self._done = False
         self._splitter: ThinkTagSplitter | None = ThinkTagSplitter()
         self._usage_in_body = ctx.options.get("usage_field")
+        self._details: dict[Any, dict[str, Any]] | None = None
 
     @property
     def done(self) -> bool:
@@ -472,6 +530,11 @@ class OpenAIStreamDecoder:
             return []
         choice = choices[0]
         delta = choice.get("delta") or {}
+        details = delta.get("reasoning_details")
+        if details and isinstance(details, list):
+            if self._details is None:
+                self._details = {}
+            _merge_details(self._details, details)
         text = delta.get("content") or ""
         thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
         splitter = self._splitter
@@ -520,12 +583,16 @@ class OpenAIStreamDecoder:
         ]
 
     def _flush(self) -> list[StreamChunk]:
-        if self._splitter is None:
-            return []
-        text, thinking = self._splitter.flush()
-        if text or thinking:
-            return [StreamChunk(delta=text, thinking_delta=thinking)]
-        return []
+        chunks = []
+        if self._splitter is not None:
+            text, thinking = self._splitter.flush()
+            if text or thinking:
+                chunks.append(StreamChunk(delta=text, thinking_delta=thinking))
+        if self._details:
+            chunks.extend(
+                StreamChunk(thinking_block=_detail_block(d)) for d in self._details.values()
+            )
+        return chunks
 
     def finish(self) -> list[StreamChunk]:
         if self._done:
@@ -537,7 +604,61 @@ class OpenAIStreamDecoder:
         )
 
 
-CODEC = OpenAICodec()
+class OpenAIWireCodec:
+    """The ``openai`` family's codec: Chat Completions, or the Responses API where a profile
+    or the config's ``extra`` says so with ``wire``. ``"auto"`` (the ``openai`` profile) sends
+    a call to ``/responses`` when the model table marks its model ``"wire": "responses"``
+    (``o3-pro``, ``gpt-5-codex``...); ``"responses"`` sends every call there."""
+
+    name = "openai"
+    framing = Framing.SSE
+    stream_usage_option = True
+
+    def __init__(self) -> None:
+        self.chat = OpenAICodec()
+
+    def codec_for(self, ctx: CallContext) -> Any:
+        """The codec that speaks for ``ctx.model`` (the same one for encode and decode)."""
+        wire = ctx.options.get("wire")
+        if wire is None or wire == "chat":
+            return self.chat
+        if wire == "auto":
+            from lexigram.ai.llm.pricing import model_table
+
+            info = model_table().lookup(ctx.model, ctx.provider)
+            if info is None or info.wire != "responses":
+                return self.chat
+        elif wire != "responses":
+            raise ConfigurationError(
+                f"unknown wire {wire!r} for provider {ctx.provider!r}: use 'chat', "
+                "'responses' or 'auto'"
+            )
+        from lexigram.ai.llm.providers.responses import CODEC as RESPONSES
+
+        return RESPONSES
+
+    def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
+        """The request on the model's wire."""
+        encoded: HTTPRequest = self.codec_for(ctx).encode(request, ctx, stream=stream)
+        return encoded
+
+    def decode(self, body: bytes, headers: Mapping[str, str], ctx: CallContext) -> Completion:
+        """The answer, read by the wire it was asked on."""
+        decoded: Completion = self.codec_for(ctx).decode(body, headers, ctx)
+        return decoded
+
+    def stream_decoder(self, ctx: CallContext) -> Any:
+        """A stream decoder for the model's wire (both wires are SSE)."""
+        return self.codec_for(ctx).stream_decoder(ctx)
+
+    def map_error(
+        self, status: int, headers: Mapping[str, str], body: bytes, ctx: CallContext
+    ) -> LLMError:
+        """Both wires answer errors the same way."""
+        return self.chat.map_error(status, headers, body, ctx)
+
+
+CODEC = OpenAIWireCodec()
 
 _CHAT = frozenset({"stream", "tools", "json_object", "json_schema", "vision"})
 
@@ -551,7 +672,8 @@ PROFILES: dict[str, ProviderProfile] = {
             api_key_env=("OPENAI_API_KEY",),
             base_url_env=("OPENAI_BASE_URL",),
             default_model="gpt-4o-mini",
-            quirks={"max_tokens_field": "max_completion_tokens"},
+            # ``wire: auto``: models that exist only on the Responses API go there.
+            quirks={"max_tokens_field": "max_completion_tokens", "wire": "auto"},
             capabilities=_CHAT | {"thinking", "documents"},
             extra="openai",
             description="OpenAI Chat Completions",
@@ -580,7 +702,8 @@ PROFILES: dict[str, ProviderProfile] = {
             api_key_env=("OPENROUTER_API_KEY",),
             default_model="openai/gpt-4o-mini",
             default_headers={"HTTP-Referer": "https://github.com/lexigram", "X-Title": "lexigram"},
-            quirks={"reasoning_style": "openrouter"},
+            # ``reasoning_details`` go back on the assistant turn (tool loops keep reasoning).
+            quirks={"reasoning_style": "openrouter", "reasoning_replay": "reasoning_details"},
             capabilities=_CHAT | {"thinking"},
             description="OpenRouter (many models behind one key)",
         ),
@@ -600,7 +723,8 @@ PROFILES: dict[str, ProviderProfile] = {
             base_url="https://api.deepseek.com/v1",
             api_key_env=("DEEPSEEK_API_KEY",),
             default_model="deepseek-chat",
-            quirks={"reasoning_style": "none"},
+            # Thinking mode with tool calls: the turn's reasoning_content must come back.
+            quirks={"reasoning_style": "none", "reasoning_replay": "reasoning_content"},
             capabilities=frozenset({"stream", "tools", "json_object", "thinking"}),
             description="DeepSeek (reasoning_content)",
         ),
