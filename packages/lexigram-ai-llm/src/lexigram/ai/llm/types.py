@@ -761,3 +761,8 @@ class StreamChunk:
     thinking_block: ThinkingBlock | None = None
     model: str | None = None
     id: str | None = None
+
+    @property
+    def content(self) -> str:
+        """The text delta: ``delta`` under the name the original library documented."""
+        return self.delta
