@@ -3,7 +3,11 @@ bring that code along. Each test goes through the public API as the documentatio
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from harness.openai_server import OpenAIServer
@@ -11,10 +15,30 @@ from harness.server import Reply
 
 from lexigram.ai.llm import (
     ClientConfig,
+    ProviderRegistry,
     create_llm_client,
 )
+from lexigram.ai.llm.exceptions import ConfigurationError
+from lexigram.ai.llm.routing import LLMConfig, LLMRouter
 
+LEXIGRAM_LLM = Path(sys.executable).with_name("lexigram-llm")
+KEY_VARIABLES = sorted(
+    {name for info in ProviderRegistry().list() for name in info.api_key_env}
+    | {"GOOGLE_APPLICATION_CREDENTIALS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+)
 HELLO = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A user with no provider key, no LEX_ settings and an empty working directory."""
+    monkeypatch.chdir(tmp_path)
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("LEX_"):
+            monkeypatch.delenv(name)
+    return tmp_path
 
 
 @pytest.fixture
@@ -23,6 +47,52 @@ async def server() -> AsyncIterator[OpenAIServer]:
     await srv.start()
     yield srv
     await srv.stop()
+
+
+# -- one error type for one mistake, streamed or not ---------------------------------------
+
+
+async def test_a_missing_key_raises_configuration_error_from_a_stream_as_from_complete(
+    no_keys: Path,
+) -> None:
+    client = create_llm_client(ClientConfig(provider="openai", model="gpt-4o"))
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY") as from_complete:
+        await client.complete(HELLO)
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY") as from_stream:
+        async for _ in client.stream_chat(HELLO):
+            pass
+    assert type(from_stream.value) is type(from_complete.value)
+    assert str(from_stream.value) == str(from_complete.value)
+    with pytest.raises(ConfigurationError):  # the Result views do not hide it either
+        await client.stream_chat(HELLO).collect()
+    await client.close()
+    # A router (a drop-in client) streams the same error.
+    router = LLMRouter.from_config(LLMConfig(), default=ClientConfig(provider="openai"))
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        async for _ in router.stream_chat(HELLO):
+            pass
+    await router.close()
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-stream"]], ids=["stream", "no-stream"])
+def test_cli_without_a_key_is_a_configuration_error_streamed_or_not(
+    no_keys: Path, mode: list[str]
+) -> None:
+    done = subprocess.run(
+        [str(LEXIGRAM_LLM), "chat", "--provider", "openai", *mode, "hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=no_keys,
+        env=dict(os.environ),  # the fixture cleared keys and LEX_ variables
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ConfigurationError: No API key for provider 'openai'")
+    assert "OPENAI_API_KEY" in lines[0]
 
 
 # -- counters, chunks and costs ----------------------------------------------------------------

@@ -30,9 +30,19 @@ class AsyncStream(Generic[T_co, E]):
     ``source`` is an async iterator or a zero-argument callable returning one (called on first
     iteration). ``error_type`` is the class of expected failures; any other exception from the
     source is turned into one by ``wrap_error`` when given, else propagates unchanged.
+    Exceptions of the ``passthrough`` types (configuration and programming errors that a
+    non-streamed call raises too) are never wrapped.
     """
 
-    __slots__ = ("__weakref__", "_closed", "_error_type", "_factory", "_iterator", "_wrap_error")
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_error_type",
+        "_factory",
+        "_iterator",
+        "_passthrough",
+        "_wrap_error",
+    )
 
     def __init__(
         self,
@@ -40,6 +50,7 @@ class AsyncStream(Generic[T_co, E]):
         *,
         error_type: type[E],
         wrap_error: Callable[[BaseException], E] | None = None,
+        passthrough: tuple[type[BaseException], ...] = (),
     ) -> None:
         if callable(source) and not hasattr(source, "__anext__"):
             self._factory: SourceFactory | None = source
@@ -49,6 +60,7 @@ class AsyncStream(Generic[T_co, E]):
             self._iterator = source  # type: ignore[assignment]
         self._error_type = error_type
         self._wrap_error = wrap_error
+        self._passthrough = passthrough
         self._closed = False
 
     # -- iteration -------------------------------------------------------------------------
@@ -73,8 +85,8 @@ class AsyncStream(Generic[T_co, E]):
             self._finish()
             if isinstance(exc, self._error_type) or self._wrap_error is None:
                 raise
-            if not isinstance(exc, Exception):
-                raise  # cancellation and interpreter exits pass through untouched
+            if not isinstance(exc, Exception) or isinstance(exc, self._passthrough):
+                raise  # cancellation, interpreter exits and passthrough types stay as they are
             raise self._wrap_error(exc) from exc
         return item
 
@@ -132,7 +144,12 @@ class AsyncStream(Generic[T_co, E]):
             finally:
                 await self.aclose()
 
-        return AsyncStream(mapped, error_type=self._error_type, wrap_error=self._wrap_error)
+        return AsyncStream(
+            mapped,
+            error_type=self._error_type,
+            wrap_error=self._wrap_error,
+            passthrough=self._passthrough,
+        )
 
     def filter(self, predicate: Callable[[T_co], bool]) -> AsyncStream[T_co, E]:
         """A stream of the items for which ``predicate`` is true."""
@@ -145,7 +162,12 @@ class AsyncStream(Generic[T_co, E]):
             finally:
                 await self.aclose()
 
-        return AsyncStream(filtered, error_type=self._error_type, wrap_error=self._wrap_error)
+        return AsyncStream(
+            filtered,
+            error_type=self._error_type,
+            wrap_error=self._wrap_error,
+            passthrough=self._passthrough,
+        )
 
     def take(self, count: int) -> AsyncStream[T_co, E]:
         """At most ``count`` items; the source is released once they are taken."""
@@ -164,7 +186,12 @@ class AsyncStream(Generic[T_co, E]):
             finally:
                 await self.aclose()
 
-        return AsyncStream(taken, error_type=self._error_type, wrap_error=self._wrap_error)
+        return AsyncStream(
+            taken,
+            error_type=self._error_type,
+            wrap_error=self._wrap_error,
+            passthrough=self._passthrough,
+        )
 
     # -- lifetime --------------------------------------------------------------------------
 

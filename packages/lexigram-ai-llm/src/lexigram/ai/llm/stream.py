@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from lexigram.ai.llm.exceptions import LLMError, StreamError
+from lexigram.ai.llm.exceptions import (
+    ConfigurationError,
+    LLMError,
+    MissingExtraError,
+    StreamError,
+)
 from lexigram.ai.llm.types import (
     Completion,
     FunctionCall,
@@ -107,8 +112,16 @@ class StreamAccumulator:
         )
 
 
+# Raised by a stream as ``complete()`` raises them (they say how to fix the setup), never
+# wrapped into a ``StreamError``.
+_SETUP_ERRORS: tuple[type[BaseException], ...] = (ConfigurationError, MissingExtraError)
+
+
 class ChatStream(AsyncStream[StreamChunk, LLMError]):
-    """An ``AsyncStream`` of chunks that also folds into a ``Completion``."""
+    """An ``AsyncStream`` of chunks that also folds into a ``Completion``.
+
+    A configuration error (no API key, an unknown provider, a missing extra) is raised as
+    itself on first iteration, exactly as ``complete()`` raises it."""
 
     __slots__ = ("_finalize", "model", "provider")
 
@@ -121,7 +134,12 @@ class ChatStream(AsyncStream[StreamChunk, LLMError]):
         wrap_error: Callable[[BaseException], LLMError] | None = None,
         finalize: Callable[[Completion], Completion] | None = None,
     ) -> None:
-        super().__init__(source, error_type=LLMError, wrap_error=wrap_error or _as_stream_error)
+        super().__init__(
+            source,
+            error_type=LLMError,
+            wrap_error=wrap_error or _as_stream_error,
+            passthrough=_SETUP_ERRORS,
+        )
         self.provider = provider
         self.model = model
         self._finalize = finalize
