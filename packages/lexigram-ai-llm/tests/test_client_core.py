@@ -289,7 +289,7 @@ class EchoClient(AbstractLLMClient):
 
 
 async def test_registry_accepts_custom_providers_at_run_time() -> None:
-    registry = ProviderRegistry()
+    registry = ProviderRegistry(private=True)  # not the default table other tests share
     registry.register("echo", EchoClient, capabilities={"stream"})
     client = registry.create(ClientConfig(provider="echo", model="e1"))
     assert (

@@ -6,20 +6,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from harness.openai_server import OpenAIServer
 from harness.server import Reply
 
+from lexigram import Application
 from lexigram.ai.llm import (
+    AbstractLLMClient,
     ClientConfig,
+    LLMModule,
     ProviderRegistry,
     create_llm_client,
 )
-from lexigram.ai.llm.exceptions import ConfigurationError
+from lexigram.ai.llm.exceptions import ConfigurationError, UnknownProviderError
 from lexigram.ai.llm.routing import LLMConfig, LLMRouter
+from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
+from lexigram.contracts.ai import LLMClientProtocol
 
 LEXIGRAM_LLM = Path(sys.executable).with_name("lexigram-llm")
 KEY_VARIABLES = sorted(
@@ -47,6 +52,29 @@ async def server() -> AsyncIterator[OpenAIServer]:
     await srv.start()
     yield srv
     await srv.stop()
+
+
+class MyClient(AbstractLLMClient):
+    """A user's provider, as the documentation writes one."""
+
+    provider_name = "my_provider"
+
+    async def _do_complete(self, request: ChatRequest) -> Completion:
+        return Completion(content="mine", model=request.model, provider=self.provider_name)
+
+    async def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        yield StreamChunk(delta="mi")
+        yield StreamChunk(delta="ne", finish_reason="stop")
+
+
+@pytest.fixture
+def my_provider() -> Iterator[str]:
+    """``my_provider`` registered the documented way, and forgotten afterwards."""
+    ProviderRegistry().register("my_provider", MyClient)
+    try:
+        yield "my_provider"
+    finally:
+        ProviderRegistry().unregister("my_provider")
 
 
 # -- one error type for one mistake, streamed or not ---------------------------------------
@@ -93,6 +121,48 @@ def test_cli_without_a_key_is_a_configuration_error_streamed_or_not(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ConfigurationError: No API key for provider 'openai'")
     assert "OPENAI_API_KEY" in lines[0]
+
+
+# -- one default registry ------------------------------------------------------------------
+
+
+async def test_a_provider_registered_on_a_new_registry_reaches_create_llm_client(
+    no_keys: Path, my_provider: str
+) -> None:
+    client = create_llm_client(ClientConfig(provider=my_provider, model="m"))
+    assert isinstance(client, MyClient)
+    assert (await client.complete(HELLO)).unwrap().content == "mine"
+    assert (await client.stream_chat(HELLO).text()).unwrap() == "mine"
+    assert my_provider in ProviderRegistry().names()
+
+
+async def test_a_provider_registered_on_a_new_registry_reaches_llm_module(
+    no_keys: Path, my_provider: str
+) -> None:
+    module = LLMModule.configure(ClientConfig(provider=my_provider, model="m"))
+    async with Application.boot(modules=[module]) as app:
+        llm = await app.container.resolve(LLMClientProtocol)
+        assert isinstance(llm, MyClient)
+        assert (await llm.complete(HELLO)).unwrap().content == "mine"
+        registry = await app.container.resolve(ProviderRegistry)
+        assert my_provider in registry
+
+
+async def test_a_private_registry_stays_private(no_keys: Path) -> None:
+    private = ProviderRegistry(private=True)
+    assert private.private and not ProviderRegistry().private
+    private.register("only_here", MyClient)
+    assert "only_here" in private and "only_here" not in ProviderRegistry()
+    assert "openai" in private  # built-ins included
+    with pytest.raises(UnknownProviderError, match="only_here"):
+        create_llm_client(ClientConfig(provider="only_here"))
+    client = create_llm_client(ClientConfig(provider="only_here"), registry=private)
+    assert (await client.complete(HELLO)).unwrap().content == "mine"
+    module = LLMModule.configure(ClientConfig(provider="only_here"), registry=private)
+    async with Application.boot(modules=[module]) as app:
+        llm = await app.container.resolve(LLMClientProtocol)
+        assert (await llm.complete(HELLO)).unwrap().content == "mine"
+    assert ProviderRegistry(include_builtins=False).names() == []
 
 
 # -- counters, chunks and costs ----------------------------------------------------------------

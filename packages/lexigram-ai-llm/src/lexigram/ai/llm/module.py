@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lexigram.ai.llm.client import AbstractLLMClient, replay_as_stream
 from lexigram.ai.llm.config import ClientConfig
-from lexigram.ai.llm.registry import ProviderRegistry
+from lexigram.ai.llm.registry import ProviderRegistry, default_registry
 from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk, Usage
 from lexigram.contracts.ai import LLMClientProtocol
 from lexigram.contracts.health import HealthCheckResult, HealthStatus
@@ -89,7 +89,9 @@ class LLMProvider(Provider):
     ``TokenCounterRegistry``, ``ParserRegistry`` and, with ``enable_cache``, ``LLMCache``.
 
     Boot builds the client (so a bad config fails at start-up, not on the first call);
-    shutdown closes its connections.
+    shutdown closes its connections. Without
+    ``registry`` it uses the default ``ProviderRegistry`` table, the one
+    ``ProviderRegistry().register(...)`` adds to.
     """
 
     name: ClassVar[str] = "ai_llm"
@@ -106,7 +108,7 @@ class LLMProvider(Provider):
         super().__init__(ClientConfig.parse(config) if isinstance(config, str) else config)
         self.routing = routing
         self.stub = stub
-        self.registry = registry or ProviderRegistry()
+        self.registry = registry if registry is not None else default_registry
         self.client: Any = None
 
     @property

@@ -1,7 +1,9 @@
 """``ProviderRegistry``: provider names to clients, and ``create_llm_client``.
 
 Built-in providers are known by name without importing their modules; a user registers a client
-class, a factory, or a new OpenAI-compatible host as a profile, at run time.
+class, a factory, or a new OpenAI-compatible host as a profile, at run time. There is one
+default table: ``ProviderRegistry().register(...)`` adds to it, and ``create_llm_client`` and
+``LLMModule`` read it. ``ProviderRegistry(private=True)`` has a table of its own.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,15 +53,41 @@ class _Entry:
     capabilities: frozenset[str] = field(default_factory=frozenset)
 
 
-class ProviderRegistry:
-    """Maps provider names to the way their clients are built."""
+def _builtin_entries() -> dict[str, _Entry]:
+    entries = {name: _Entry(name, family) for name, family in BUILTIN_PROVIDERS.items()}
+    entries[LOCAL_PROVIDER] = _Entry(LOCAL_PROVIDER, "local")
+    return entries
 
-    def __init__(self, *, include_builtins: bool = True) -> None:
-        self._entries: dict[str, _Entry] = {}
-        if include_builtins:
-            for name, family in BUILTIN_PROVIDERS.items():
-                self._entries[name] = _Entry(name, family)
-            self._entries[LOCAL_PROVIDER] = _Entry(LOCAL_PROVIDER, "local")
+
+# The default table every ``ProviderRegistry()`` shares, and the lock of every registration
+# (registering is rare; one lock keeps check-then-insert whole for shared tables).
+_DEFAULT_ENTRIES: dict[str, _Entry] = _builtin_entries()
+_REGISTER_LOCK = threading.Lock()
+
+
+class ProviderRegistry:
+    """Maps provider names to the way their clients are built.
+
+    ``ProviderRegistry()`` is a handle on the one default table, the one ``create_llm_client``
+    and ``LLMModule`` use when given no registry, so a provider registered through it is seen
+    everywhere. For a table of its own (tests, per-tenant setups), build
+    ``ProviderRegistry(private=True)`` (built-ins included) or
+    ``ProviderRegistry(include_builtins=False)`` (empty, always private) and pass it as
+    ``create_llm_client(config, registry=...)`` or ``LLMModule.configure(..., registry=...)``.
+    """
+
+    def __init__(self, *, include_builtins: bool = True, private: bool = False) -> None:
+        if not include_builtins:
+            self._entries: dict[str, _Entry] = {}
+        elif private:
+            self._entries = _builtin_entries()
+        else:
+            self._entries = _DEFAULT_ENTRIES
+
+    @property
+    def private(self) -> bool:
+        """Whether this registry has a table of its own (not the default one)."""
+        return self._entries is not _DEFAULT_ENTRIES
 
     # -- registration ----------------------------------------------------------------------
 
@@ -71,10 +100,11 @@ class ProviderRegistry:
         replace: bool = False,
     ) -> None:
         """Register a client class or a factory ``(config, **policies) -> client``."""
-        self._check_free(name, replace)
-        self._entries[name] = _Entry(
-            name, "custom", factory=client, capabilities=frozenset(capabilities)
-        )
+        with _REGISTER_LOCK:
+            self._check_free(name, replace)
+            self._entries[name] = _Entry(
+                name, "custom", factory=client, capabilities=frozenset(capabilities)
+            )
 
     def register_profile(self, profile: ProviderProfile, *, replace: bool = False) -> None:
         """Register a provider that speaks an existing wire family (a new OpenAI-compatible
@@ -83,14 +113,16 @@ class ProviderRegistry:
             raise ValueError(
                 f"unknown wire family {profile.codec!r}; known: {', '.join(FAMILY_MODULES)}"
             )
-        self._check_free(profile.name, replace)
-        self._entries[profile.name] = _Entry(
-            profile.name, profile.codec, profile=profile, capabilities=profile.capabilities
-        )
+        with _REGISTER_LOCK:
+            self._check_free(profile.name, replace)
+            self._entries[profile.name] = _Entry(
+                profile.name, profile.codec, profile=profile, capabilities=profile.capabilities
+            )
 
     def unregister(self, name: str) -> None:
         """Forget a provider."""
-        self._entries.pop(name, None)
+        with _REGISTER_LOCK:
+            self._entries.pop(name, None)
 
     def _check_free(self, name: str, replace: bool) -> None:
         if name in self._entries and not replace:
@@ -229,6 +261,7 @@ def _family(family: str) -> Any:
         ) from exc
 
 
+# A handle on the default table (every ``ProviderRegistry()`` is another one).
 default_registry = ProviderRegistry()
 
 
