@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness.openai_server import OpenAIServer
@@ -65,6 +66,25 @@ class MyClient(AbstractLLMClient):
     async def _do_stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         yield StreamChunk(delta="mi")
         yield StreamChunk(delta="ne", finish_reason="stop")
+
+
+class DuckClient:
+    """Satisfies ``LLMClientProtocol`` without subclassing ``AbstractLLMClient``."""
+
+    def __init__(self, config: ClientConfig, **policies: Any) -> None:
+        self.config = config
+
+    async def complete(self, messages: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def stream_chat(self, messages: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def health_check(self, timeout: float = 5.0) -> Any:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        pass
 
 
 @pytest.fixture
@@ -163,6 +183,26 @@ async def test_a_private_registry_stays_private(no_keys: Path) -> None:
         llm = await app.container.resolve(LLMClientProtocol)
         assert (await llm.complete(HELLO)).unwrap().content == "mine"
     assert ProviderRegistry(include_builtins=False).names() == []
+
+
+def test_a_class_that_is_not_an_llm_client_is_refused_naming_the_protocol() -> None:
+    class NotAClient:
+        async def complete(self, messages: Any, **kwargs: Any) -> Any:
+            return None
+
+    registry = ProviderRegistry(private=True)
+    with pytest.raises(TypeError, match=r"LLMClientProtocol.*stream_chat"):
+        registry.register("half", NotAClient)
+    assert "half" not in registry
+    with pytest.raises(TypeError, match="LLMClientProtocol"):
+        registry.register("nothing", "not callable")  # type: ignore[arg-type]
+    # A factory is checked on what it builds.
+    registry.register("factory", lambda config, **policies: object())
+    with pytest.raises(TypeError, match="LLMClientProtocol"):
+        registry.create(ClientConfig(provider="factory"))
+    # A client that has every method of the protocol is welcome without our base class.
+    registry.register("duck", DuckClient)
+    assert isinstance(registry.create(ClientConfig(provider="duck")), DuckClient)
 
 
 # -- counters, chunks and costs ----------------------------------------------------------------

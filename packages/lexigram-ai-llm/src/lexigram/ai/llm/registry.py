@@ -14,21 +14,27 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import MissingExtraError, UnknownProviderError
 from lexigram.ai.llm.providers import BUILTIN_PROVIDERS, FAMILY_MODULES
 from lexigram.ai.llm.providers.base import ProviderProfile
+from lexigram.contracts.ai import LLMClientProtocol
 
 __all__ = ["ProviderInfo", "ProviderRegistry", "create_llm_client", "default_registry"]
 
 logger = logging.getLogger("lexigram.ai.llm")
 
-ClientFactory = Callable[..., AbstractLLMClient]
+# A client class or a factory ``(config, **policies) -> client``; what it builds must satisfy
+# ``LLMClientProtocol`` (an ``AbstractLLMClient`` subclass does).
+ClientFactory = Callable[..., Any]
 
 LOCAL_PROVIDER = "local"
+
+# The methods a client must have: the public members of ``LLMClientProtocol``.
+_PROTOCOL_METHODS = tuple(name for name in vars(LLMClientProtocol) if not name.startswith("_"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +100,17 @@ class ProviderRegistry:
     def register(
         self,
         name: str,
-        client: type[AbstractLLMClient] | ClientFactory,
+        client: type[Any] | ClientFactory,
         *,
         capabilities: frozenset[str] | set[str] = frozenset(),
         replace: bool = False,
     ) -> None:
-        """Register a client class or a factory ``(config, **policies) -> client``."""
+        """Register a client class or a factory ``(config, **policies) -> client``.
+
+        A class must satisfy ``LLMClientProtocol`` (subclass ``AbstractLLMClient`` to get it);
+        one that does not is refused with a ``TypeError``. A factory's product is checked when
+        a client is built."""
+        _check_client_class(name, client)
         with _REGISTER_LOCK:
             self._check_free(name, replace)
             self._entries[name] = _Entry(
@@ -197,7 +208,8 @@ class ProviderRegistry:
         self, config: ClientConfig | str | None = None, **policies: Any
     ) -> AbstractLLMClient:
         """A client for ``config`` (a ``ClientConfig``, a ``"provider/model"`` string, or
-        ``None`` for the environment's default)."""
+        ``None`` for the environment's default). A custom provider's client is whatever its
+        class or factory built (an ``LLMClientProtocol``)."""
         cfg = ClientConfig.parse(config) if not isinstance(config, ClientConfig) else config
         name = cfg.provider
         if name is None:
@@ -205,7 +217,14 @@ class ProviderRegistry:
             cfg = cfg.model_copy(update={"provider": name})
         entry = self._entry(name)  # an unknown name raises with the list of names
         if entry.factory is not None:
-            return entry.factory(cfg, **policies)
+            client = entry.factory(cfg, **policies)
+            if not isinstance(client, LLMClientProtocol):
+                raise TypeError(
+                    f"the factory registered for provider {name!r} returned "
+                    f"{type(client).__name__}, which does not satisfy LLMClientProtocol "
+                    f"(it needs {', '.join(_PROTOCOL_METHODS)}); subclass AbstractLLMClient"
+                )
+            return cast(AbstractLLMClient, client)
         if name == LOCAL_PROVIDER:
             from lexigram.ai.llm.providers.local import create_local_client
 
@@ -245,6 +264,23 @@ def _log_local_default_once() -> None:
         logger.info(
             "No LLM provider configured and no provider API key in the environment: using the "
             "embedded local model (provider 'local'). Set LEX_AI_LLM__PROVIDER to choose another."
+        )
+
+
+def _check_client_class(name: str, client: object) -> None:
+    """Refuse what cannot build an ``LLMClientProtocol``: a class missing its methods, or
+    something that is not callable at all."""
+    if isinstance(client, type):
+        missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(client, m, None))]
+        if missing:
+            raise TypeError(
+                f"cannot register {client.__name__} as provider {name!r}: it does not satisfy "
+                f"LLMClientProtocol (missing {', '.join(missing)}); subclass AbstractLLMClient"
+            )
+    elif not callable(client):
+        raise TypeError(
+            f"cannot register {client!r} as provider {name!r}: expected a class satisfying "
+            f"LLMClientProtocol or a factory (config, **policies) -> client"
         )
 
 
