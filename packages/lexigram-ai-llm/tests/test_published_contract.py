@@ -205,6 +205,27 @@ def test_a_class_that_is_not_an_llm_client_is_refused_naming_the_protocol() -> N
     assert isinstance(registry.create(ClientConfig(provider="duck")), DuckClient)
 
 
+def test_the_original_provider_names_are_aliases(no_keys: Path) -> None:
+    registry = ProviderRegistry()
+    assert "aws-bedrock" in registry and "google-vertex" in registry
+    bedrock = create_llm_client(
+        ClientConfig(
+            provider="aws-bedrock", model="anthropic.claude-3-haiku", extra={"region": "us-east-1"}
+        )
+    )
+    assert bedrock.provider_name == "bedrock" and bedrock.config.provider == "bedrock"
+    vertex = create_llm_client(
+        ClientConfig(
+            provider="google-vertex",
+            model="gemini-2.5-pro",
+            extra={"project": "p", "location": "us-central1"},
+        )
+    )
+    assert vertex.provider_name == "vertex"
+    assert registry.profile("google-vertex") is registry.profile("vertex")
+    assert "aws-bedrock" not in registry.names()  # listed once, under its own name
+
+
 # -- counters, chunks and costs ----------------------------------------------------------------
 
 

@@ -33,6 +33,9 @@ ClientFactory = Callable[..., Any]
 
 LOCAL_PROVIDER = "local"
 
+# Other names of built-in providers (the original library's spellings).
+ALIASES: dict[str, str] = {"aws-bedrock": "bedrock", "google-vertex": "vertex"}
+
 # The methods a client must have: the public members of ``LLMClientProtocol``.
 _PROTOCOL_METHODS = tuple(name for name in vars(LLMClientProtocol) if not name.startswith("_"))
 
@@ -146,7 +149,14 @@ class ProviderRegistry:
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and self.canonical_name(name) in self._entries
+
+    def canonical_name(self, name: str) -> str:
+        """``name``, or the built-in provider it is another spelling of (``aws-bedrock`` is
+        ``bedrock``, ``google-vertex`` is ``vertex``). A registered name always wins."""
+        if name in self._entries:
+            return name
+        return ALIASES.get(name, name)
 
     def profile(self, name: str) -> ProviderProfile | None:
         """The profile of an HTTP provider (``None`` for custom and local providers)."""
@@ -193,7 +203,7 @@ class ProviderRegistry:
         return infos
 
     def _entry(self, name: str) -> _Entry:
-        entry = self._entries.get(name)
+        entry = self._entries.get(self.canonical_name(name))
         if entry is None:
             raise UnknownProviderError(
                 f"Unknown LLM provider {name!r}. Registered providers: "
@@ -211,9 +221,9 @@ class ProviderRegistry:
         ``None`` for the environment's default). A custom provider's client is whatever its
         class or factory built (an ``LLMClientProtocol``)."""
         cfg = ClientConfig.parse(config) if not isinstance(config, ClientConfig) else config
-        name = cfg.provider
-        if name is None:
-            name = self.default_provider()
+        given = cfg.provider
+        name = self.default_provider() if given is None else self.canonical_name(given)
+        if name != given:
             cfg = cfg.model_copy(update={"provider": name})
         entry = self._entry(name)  # an unknown name raises with the list of names
         if entry.factory is not None:
