@@ -3,6 +3,7 @@ bring that code along. Each test goes through the public API as the documentatio
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -224,6 +225,35 @@ def test_the_original_provider_names_are_aliases(no_keys: Path) -> None:
     assert vertex.provider_name == "vertex"
     assert registry.profile("google-vertex") is registry.profile("vertex")
     assert "aws-bedrock" not in registry.names()  # listed once, under its own name
+
+
+# -- the default provider --------------------------------------------------------------------
+
+
+async def test_an_api_key_with_no_provider_uses_openai_and_says_so(
+    no_keys: Path,
+    server: OpenAIServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger="lexigram.ai.llm")
+    client = create_llm_client(
+        ClientConfig(api_key="sk-explicit", model="gpt-4o", api_base=server.url + "/v1")
+    )
+    assert client.provider_name == "openai"
+    assert "no LLM provider: using 'openai'" in caplog.text
+    server.script(Reply(text="from openai"))
+    assert (await client.complete(HELLO)).unwrap().content == "from openai"
+    assert server.requests[-1].headers["authorization"] == "Bearer sk-explicit"
+    await client.close()
+    # The same through the environment, as the guide advises.
+    monkeypatch.setenv("LEX_AI_LLM__API_KEY", "sk-from-env")
+    monkeypatch.setenv("LEX_AI_LLM__API_BASE", server.url + "/v1")
+    client = create_llm_client()
+    assert client.provider_name == "openai"
+    assert (await client.complete(HELLO)).is_ok()
+    assert server.requests[-1].headers["authorization"] == "Bearer sk-from-env"
+    await client.close()
 
 
 # -- counters, chunks and costs ----------------------------------------------------------------

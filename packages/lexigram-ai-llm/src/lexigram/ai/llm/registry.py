@@ -33,6 +33,9 @@ ClientFactory = Callable[..., Any]
 
 LOCAL_PROVIDER = "local"
 
+# The provider used when a key is configured but no provider is (the original library's default).
+KEY_DEFAULT_PROVIDER = "openai"
+
 # Other names of built-in providers (the original library's spellings).
 ALIASES: dict[str, str] = {"aws-bedrock": "bedrock", "google-vertex": "vertex"}
 
@@ -222,7 +225,7 @@ class ProviderRegistry:
         class or factory built (an ``LLMClientProtocol``)."""
         cfg = ClientConfig.parse(config) if not isinstance(config, ClientConfig) else config
         given = cfg.provider
-        name = self.default_provider() if given is None else self.canonical_name(given)
+        name = self.default_provider(cfg) if given is None else self.canonical_name(given)
         if name != given:
             cfg = cfg.model_copy(update={"provider": name})
         entry = self._entry(name)  # an unknown name raises with the list of names
@@ -245,8 +248,17 @@ class ProviderRegistry:
 
         return HTTPLLMClient(cfg, profile=profile, codec=_family(entry.family).CODEC, **policies)
 
-    def default_provider(self) -> str:
-        """The first built-in provider whose key is in the environment, else ``local``."""
+    def default_provider(self, config: ClientConfig | None = None) -> str:
+        """The provider used when none is configured: ``openai`` when ``config`` carries an
+        API key (``ClientConfig(api_key=...)``, ``LEX_AI_LLM__API_KEY``), else the first
+        built-in provider whose key is in the environment, else ``local``."""
+        if config is not None and config.api_key is not None:
+            logger.info(
+                "An API key is configured but no LLM provider: using %r. Set "
+                "LEX_AI_LLM__PROVIDER (or ClientConfig(provider=...)) to choose another.",
+                KEY_DEFAULT_PROVIDER,
+            )
+            return KEY_DEFAULT_PROVIDER
         for name, family in BUILTIN_PROVIDERS.items():
             if family not in FAMILY_MODULES:
                 continue
