@@ -256,6 +256,24 @@ async def test_an_api_key_with_no_provider_uses_openai_and_says_so(
     await client.close()
 
 
+async def test_booting_llm_module_without_the_key_warns_naming_the_variable(
+    no_keys: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="lexigram.ai.llm")
+    module = LLMModule.configure(ClientConfig(provider="anthropic", model="claude-sonnet-4"))
+    async with Application.boot(modules=[module]):
+        pass
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "'anthropic' has no API key" in warnings[0].getMessage()
+    assert "ANTHROPIC_API_KEY" in warnings[0].getMessage()
+    caplog.clear()
+    keyed = ClientConfig(provider="anthropic", model="claude-sonnet-4", api_key="sk-ant-x")
+    async with Application.boot(modules=[LLMModule.configure(keyed)]):
+        pass
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
 # -- counters, chunks and costs ----------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.routing import LLMConfig
 
 __all__ = ["LLMModule", "LLMProvider", "StubLLMClient"]
+
+logger = logging.getLogger("lexigram.ai.llm")
 
 
 class StubLLMClient(AbstractLLMClient):
@@ -88,8 +91,8 @@ class LLMProvider(Provider):
     """Registers ``LLMClientProtocol`` (a client, a router, or the stub), ``ProviderRegistry``,
     ``TokenCounterRegistry``, ``ParserRegistry`` and, with ``enable_cache``, ``LLMCache``.
 
-    Boot builds the client (so a bad config fails at start-up, not on the first call);
-    shutdown closes its connections. Without
+    Boot builds the client (so a bad config fails at start-up, not on the first call) and
+    warns about each provider that has no API key; shutdown closes its connections. Without
     ``registry`` it uses the default ``ProviderRegistry`` table, the one
     ``ProviderRegistry().register(...)`` adds to.
     """
@@ -170,7 +173,7 @@ class LLMProvider(Provider):
 
     async def boot(self, container: Container) -> None:
         if self.client_config.enabled:
-            await container.resolve(LLMClientProtocol)
+            _warn_about_missing_keys(await container.resolve(LLMClientProtocol))
 
     async def shutdown(self) -> None:
         client, self.client = self.client, None
@@ -182,6 +185,29 @@ class LLMProvider(Provider):
             return HealthCheckResult(HealthStatus.DEGRADED, "LLM client not built yet")
         result: HealthCheckResult = await self.client.health_check()
         return result
+
+
+def _warn_about_missing_keys(client: Any) -> None:
+    """Log, at boot, each HTTP provider (the client or a router's routes) whose calls will
+    raise ``ConfigurationError`` for want of a key, naming the variable to set."""
+    from lexigram.ai.llm.providers.http import HTTPLLMClient, _resolve_api_key
+
+    clients = [route.client for route in getattr(client, "routes", ())] or [client]
+    for each in clients:
+        if not isinstance(each, HTTPLLMClient):
+            continue
+        profile = each.profile
+        if not profile.requires_key or profile.auth == "custom":
+            continue
+        if _resolve_api_key(each.config, profile):
+            continue
+        names = " or ".join(profile.api_key_env) or "LEX_AI_LLM__API_KEY"
+        logger.warning(
+            "LLM provider %r has no API key: set %s (or LEX_AI_LLM__API_KEY, or "
+            "ClientConfig(api_key=...)); until then its calls raise ConfigurationError",
+            each.provider_name,
+            names,
+        )
 
 
 @module(providers=(), exports=(LLMClientProtocol, ProviderRegistry))
