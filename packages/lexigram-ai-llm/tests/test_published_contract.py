@@ -21,10 +21,12 @@ from lexigram.ai.llm import (
     ClientConfig,
     LLMModule,
     ProviderRegistry,
+    TokenCounterRegistry,
     create_llm_client,
 )
 from lexigram.ai.llm.exceptions import ConfigurationError, UnknownProviderError
 from lexigram.ai.llm.routing import LLMConfig, LLMRouter
+from lexigram.ai.llm.tokens import CharEstimateCounter
 from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
 from lexigram.contracts.ai import LLMClientProtocol
 
@@ -275,6 +277,20 @@ async def test_booting_llm_module_without_the_key_warns_naming_the_variable(
 
 
 # -- counters, chunks and costs ----------------------------------------------------------------
+
+
+def test_token_counter_registry_takes_the_name_first() -> None:
+    registry = TokenCounterRegistry()
+    counter = CharEstimateCounter()
+    registry.register("gpt-4", counter)
+    registry.register("acme-*", counter)  # a glob stays a pattern
+    assert registry.get("gpt-4") is counter
+    assert registry.get("acme-large") is counter
+    assert registry.get("gpt-4-turbo") is registry.fallback  # a name is exact
+    registry.register(counter, model="today")  # today's form still works
+    assert registry.get("today") is counter
+    with pytest.raises(TypeError, match="name"):
+        registry.register("gpt-4", counter, model="gpt-4")
 
 
 async def test_stream_chunk_content_is_the_text_delta(server: OpenAIServer) -> None:

@@ -616,8 +616,9 @@ class TokenCounterRegistry:
     wins), else the character estimate, and the result says which.
 
     ``register(counter, model="gpt-4o")`` or ``register(counter, pattern="gpt-4*")`` (a glob,
-    case-insensitive, or a compiled ``re.Pattern``). A zero-argument factory may stand in for
-    a counter; it is called on first use.
+    case-insensitive, or a compiled ``re.Pattern``); ``register("gpt-4o", counter)``, name
+    first, also works. A zero-argument factory may stand in for a counter; it is called on
+    first use.
     """
 
     def __init__(self, fallback: TokenCounter | None = None) -> None:
@@ -640,23 +641,45 @@ class TokenCounterRegistry:
 
     def register(
         self,
-        counter: CounterSource,
+        counter: CounterSource | str,
+        source: CounterSource | None = None,
         *,
         model: str | None = None,
         pattern: str | re.Pattern[str] | None = None,
     ) -> None:
-        """Use ``counter`` for ``model`` (exact name) or for names matching ``pattern``."""
+        """Use ``counter`` for ``model`` (exact name) or for names matching ``pattern``.
+
+        Name first, ``register("gpt-4", counter)``: the name is an exact model name, or a glob
+        when it holds ``*``, ``?`` or ``[``."""
+        if isinstance(counter, str):
+            if source is None or model is not None or pattern is not None:
+                raise TypeError(
+                    "register(name, counter) takes the name and the counter, nothing else; "
+                    "or use register(counter, model=...) / register(counter, pattern=...)"
+                )
+            name, chosen = counter, source
+            if any(c in name for c in "*?["):
+                pattern = name
+            else:
+                model = name
+        elif source is not None:
+            raise TypeError(
+                "register(counter, ...) takes model= or pattern= by keyword; "
+                "register(name, counter) takes the name first"
+            )
+        else:
+            chosen = counter
         if (model is None) == (pattern is None):
             raise ValueError("register a counter for exactly one of model= or pattern=")
         if isinstance(pattern, str):
             pattern = re.compile(fnmatch.translate(pattern.lower()), re.IGNORECASE)
         with self._lock:
             if model is not None:
-                self._exact[model.lower()] = counter
+                self._exact[model.lower()] = chosen
             else:
                 assert pattern is not None
                 # A new list, not an insert: a lookup in another thread may be iterating it.
-                self._patterns = [(pattern, counter), *self._patterns]
+                self._patterns = [(pattern, chosen), *self._patterns]
             self._generation += 1
             self._resolved.clear()
 
