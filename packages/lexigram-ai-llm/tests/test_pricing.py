@@ -83,7 +83,7 @@ def test_lookup_accepts_names_as_providers_send_them(
 
 @pytest.mark.parametrize(
     "name",
-    ["o1-preview", "gpt-4o-audio-preview", "claude-opus-4-6", "gemini-2.5-flash-image", "gpt-4.5"],
+    ["o1-pro", "gpt-4o-audio-preview", "claude-opus-4-6", "gemini-2.5-flash-image", "gpt-4.5"],
 )
 def test_a_different_model_is_never_priced_as_its_prefix(name: str) -> None:
     assert lookup_model(name) is None
@@ -100,9 +100,8 @@ def test_cost_splits_cached_and_cache_write_tokens() -> None:
     expected = (2_000 * 3.0 + 6_000 * 0.3 + 2_000 * 3.75 + 1_000 * 15.0) / 1e6
     assert sonnet.usage_cost(usage) == pytest.approx(expected)
     assert sonnet.usage_cost(Usage()) is None  # nothing reported: no made-up zero
-    assert estimate_cost("gpt-4o", prompt_tokens=2_000_000, completion_tokens=0) == pytest.approx(
-        5.0
-    )
+    estimate = estimate_cost("gpt-4o", prompt_tokens=2_000_000, completion_tokens=0)
+    assert estimate.total_cost == pytest.approx(5.0) and estimate.output_cost == 0.0
     with pytest.raises(UnknownModelError):
         estimate_cost("no-such-model", prompt_tokens=1)
     assert usage_cost(Usage.of(1000, 1000), "unknown-model", "gpt-4o-mini") == pytest.approx(

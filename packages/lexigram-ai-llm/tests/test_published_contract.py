@@ -21,10 +21,12 @@ from lexigram.ai.llm import (
     ClientConfig,
     LLMModule,
     ProviderRegistry,
+    TiktokenCounter,
     TokenCounterRegistry,
     create_llm_client,
 )
 from lexigram.ai.llm.exceptions import ConfigurationError, UnknownProviderError
+from lexigram.ai.llm.pricing import CostEstimate, estimate_cost, model_table
 from lexigram.ai.llm.routing import LLMConfig, LLMRouter
 from lexigram.ai.llm.tokens import CharEstimateCounter
 from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
@@ -304,3 +306,22 @@ async def test_stream_chunk_content_is_the_text_delta(server: OpenAIServer) -> N
     await client.close()
     assert all(chunk.content == chunk.delta for chunk in chunks)
     assert "".join(chunk.content for chunk in chunks) == "Hello from the loopback server."
+
+
+def test_a_cost_estimate_is_an_object_with_its_parts_and_its_price_list() -> None:
+    estimate = estimate_cost("gpt-4o", prompt_tokens=1_000_000, completion_tokens=500_000)
+    assert isinstance(estimate, CostEstimate)
+    assert estimate.input_cost == pytest.approx(2.5)
+    assert estimate.output_cost == pytest.approx(5.0)
+    assert estimate.total_cost == pytest.approx(7.5)
+    assert float(estimate) == estimate.total_cost
+    assert estimate.currency == "USD" and estimate.model == "gpt-4o"
+    assert estimate.as_of == model_table().as_of is not None
+    assert estimate.source == model_table().sources["openai"]
+    # The counters give the same object.
+    counted = TiktokenCounter(model="gpt-4o").estimate_cost(
+        prompt_tokens=1_000_000, completion_tokens=500_000
+    )
+    assert counted == estimate
+    registry = TokenCounterRegistry.default()
+    assert registry.estimate_cost(prompt_tokens=1000, model="gpt-4o").total_cost > 0

@@ -339,11 +339,12 @@ def test_a_factory_whose_extra_is_missing_degrades_to_the_estimate() -> None:
 def test_estimate_cost_uses_the_model_table() -> None:
     counter = TiktokenCounter(model="gpt-4o")
     cost = counter.estimate_cost(prompt_tokens=1000, completion_tokens=500)
-    assert cost == pytest.approx(1000 * 2.5 / 1e6 + 500 * 10.0 / 1e6)
+    assert cost.input_cost == pytest.approx(1000 * 2.5 / 1e6)
+    assert cost.output_cost == pytest.approx(500 * 10.0 / 1e6)
+    assert cost.total_cost == pytest.approx(1000 * 2.5 / 1e6 + 500 * 10.0 / 1e6)
     registry = TokenCounterRegistry.default()
-    assert registry.estimate_cost(prompt_tokens=1_000_000, model="gpt-4o-mini") == pytest.approx(
-        0.15
-    )
+    estimate = registry.estimate_cost(prompt_tokens=1_000_000, model="gpt-4o-mini")
+    assert estimate.total_cost == pytest.approx(0.15)
     from lexigram.ai.llm.pricing import UnknownModelError
 
     with pytest.raises(UnknownModelError, match="LEXIGRAM_MODEL_TABLE"):

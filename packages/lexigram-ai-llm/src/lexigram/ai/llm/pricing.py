@@ -30,6 +30,7 @@ from lexigram.ai.llm.types import Usage
 
 __all__ = [
     "ENV_VAR",
+    "CostEstimate",
     "ModelInfo",
     "ModelTable",
     "UnknownModelError",
@@ -57,12 +58,30 @@ class UnknownModelError(LookupError):
 
 
 @dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What the table knows about one model. Prices are USD per million tokens.
+class CostEstimate:
+    """What a call of a given size costs: ``input_cost`` (prompt tokens, cached and cache-write
+    ones at their own prices), ``output_cost`` and ``total_cost``, in ``currency``.
 
-    ``wire`` names the API a model is served on when its provider has several (``"responses"``
-    for OpenAI models that exist only on the Responses API); ``None`` is the provider's usual
-    one."""
+    ``as_of`` and ``source`` say which price list the numbers come from (the table's date and
+    the provider's pricing page), as far as the table knows; ``model`` is the table entry
+    whose price was used. ``float(estimate)`` is the total.
+    """
+
+    model: str
+    input_cost: float
+    output_cost: float
+    total_cost: float
+    currency: str = "USD"
+    as_of: str | None = None
+    source: str | None = None
+
+    def __float__(self) -> float:
+        return self.total_cost
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the table knows about one model. Prices are USD per million tokens."""
 
     name: str
     provider: str | None = None
@@ -72,7 +91,6 @@ class ModelInfo:
     cache_write_per_mtok: float | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
-    wire: str | None = None
 
     @property
     def priced(self) -> bool:
@@ -91,6 +109,23 @@ class ModelInfo:
 
         ``cached_tokens`` and ``cache_creation_tokens`` are parts of ``prompt_tokens`` billed at
         the cache read and cache write prices (the input price when those are unknown)."""
+        parts = self.cost_parts(
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens=cached_tokens,
+            cache_creation_tokens=cache_creation_tokens,
+        )
+        return None if parts is None else parts[0] + parts[1]
+
+    def cost_parts(
+        self,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        *,
+        cached_tokens: int = 0,
+        cache_creation_tokens: int = 0,
+    ) -> tuple[float, float] | None:
+        """USD for the input and for the output of a call, as ``cost`` counts them."""
         if self.input_per_mtok is None or self.output_per_mtok is None:
             return None
         cached = max(0, min(cached_tokens, prompt_tokens))
@@ -106,13 +141,8 @@ class ModelInfo:
             if self.cache_write_per_mtok is not None
             else self.input_per_mtok
         )
-        total = (
-            plain * self.input_per_mtok
-            + cached * read_price
-            + written * write_price
-            + completion_tokens * self.output_per_mtok
-        )
-        return total / _PER
+        paid_input = plain * self.input_per_mtok + cached * read_price + written * write_price
+        return paid_input / _PER, completion_tokens * self.output_per_mtok / _PER
 
     def usage_cost(self, usage: Usage) -> float | None:
         """USD for a ``Usage`` (``None`` without a price, or when no tokens were reported)."""
@@ -146,9 +176,6 @@ class ModelInfo:
             return value
 
         provider = data.get("provider")
-        wire = data.get("wire")
-        if wire is not None and not isinstance(wire, str):
-            raise ValueError(f"wire must be a string, not {wire!r}")
         return cls(
             name=name,
             provider=str(provider) if provider is not None else None,
@@ -158,7 +185,6 @@ class ModelInfo:
             cache_write_per_mtok=number("cache_write"),
             context_window=count("context_window"),
             max_output_tokens=count("max_output_tokens"),
-            wire=wire,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,7 +197,6 @@ class ModelInfo:
             "output": self.output_per_mtok,
             "context_window": self.context_window,
             "max_output_tokens": self.max_output_tokens,
-            "wire": self.wire,
         }
         return {k: v for k, v in fields.items() if v is not None}
 
@@ -404,19 +429,28 @@ def estimate_cost(
     cached_tokens: int = 0,
     cache_creation_tokens: int = 0,
     provider: str | None = None,
-) -> float:
-    """USD for a call to ``model`` of these sizes; raises ``UnknownModelError`` when the table
-    has no price for it."""
-    info = model_table().require(model, provider)
-    cost = info.cost(
+) -> CostEstimate:
+    """What a call to ``model`` of these sizes costs (``.total_cost``, ``.input_cost``,
+    ``.output_cost``); raises ``UnknownModelError`` when the table has no price for it."""
+    table = model_table()
+    info = table.require(model, provider)
+    parts = info.cost_parts(
         prompt_tokens,
         completion_tokens,
         cached_tokens=cached_tokens,
         cache_creation_tokens=cache_creation_tokens,
     )
-    if cost is None:
+    if parts is None:
         raise UnknownModelError(f"model {model!r} is in the table but has no price")
-    return cost
+    paid_input, paid_output = parts
+    return CostEstimate(
+        model=info.name,
+        input_cost=paid_input,
+        output_cost=paid_output,
+        total_cost=paid_input + paid_output,
+        as_of=table.as_of,
+        source=table.sources.get(info.provider) if info.provider else None,
+    )
 
 
 def usage_cost(usage: Usage, *models: str, provider: str | None = None) -> float | None:

@@ -41,6 +41,7 @@ from lexigram.ai.llm.types import (
 )
 
 if TYPE_CHECKING:
+    from lexigram.ai.llm.pricing import CostEstimate
     from lexigram.ai.llm.types import ChatRequest
 
 __all__ = [
@@ -289,8 +290,9 @@ class TokenCounter:
         completion_tokens: int = 0,
         cached_tokens: int = 0,
         model: str | None = None,
-    ) -> float:
-        """USD for a call of this size to this counter's model, from the pricing table.
+    ) -> CostEstimate:
+        """What a call of this size to this counter's model costs (``.total_cost`` in USD,
+        ``.input_cost``, ``.output_cost``), from the pricing table.
 
         Raises ``UnknownModelError`` when the table has no price for the model."""
         from lexigram.ai.llm.pricing import UnknownModelError, estimate_cost
@@ -760,8 +762,9 @@ class TokenCounterRegistry:
         completion_tokens: int = 0,
         cached_tokens: int = 0,
         model: str,
-    ) -> float:
-        """USD for a call of this size to ``model`` (``UnknownModelError`` without a price)."""
+    ) -> CostEstimate:
+        """What a call of this size to ``model`` costs (``UnknownModelError`` without a
+        price)."""
         return self.get(model).estimate_cost(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
