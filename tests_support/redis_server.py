@@ -14,9 +14,10 @@ persistence off, and stopped when the session ends. Use it from a package's ``te
         redis_server.register(config)
 
 ``register`` installs this module as a pytest plugin once, so every package shares one server.
-Fixtures: ``redis_server`` (session: host, port, ``url``) and ``redis_url`` (per test: the URL of
-a freshly emptied server). Without a ``redis-server`` binary the tests are skipped, unless
-``LEXIGRAM_REQUIRE_REDIS`` is set, in which case they fail.
+Fixtures: ``redis_server`` (session: host, port, ``url``), ``redis_url`` (per test: the URL of
+a freshly emptied server) and ``own_redis_server`` (a server of the test's own, which it may
+``freeze()`` with SIGSTOP and ``thaw()``). Without a ``redis-server`` binary the tests are
+skipped, unless ``LEXIGRAM_REQUIRE_REDIS`` is set, in which case they fail.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -117,19 +119,56 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A running redis-server for the whole session."""
+def _binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         reason = "redis-server is not installed (apt-get install redis-server)"
         if os.environ.get(REQUIRE_ENV):
             pytest.fail(f"{reason}, and {REQUIRE_ENV} is set")
         pytest.skip(f"{reason}; set {REQUIRE_ENV}=1 to make this a failure")
-    process, server = _start(binary, tmp_path_factory.mktemp("redis"))
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A running redis-server for the whole session."""
+    process, server = _start(_binary(), tmp_path_factory.mktemp("redis"))
     try:
         yield server
     finally:
+        _stop(process)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnRedisServer:
+    """A redis-server of one test's own, which the test may freeze (SIGSTOP) and thaw."""
+
+    server: RedisServer
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        """A ``redis://`` URL for database 0."""
+        return self.server.url
+
+    def freeze(self) -> None:
+        """Stop the process: connections stay open, nothing answers (a hung server)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let the process run again."""
+        os.kill(self.process.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis_server(tmp_path: Path) -> Iterator[OwnRedisServer]:
+    """A redis-server for this test alone (so freezing it disturbs no other test)."""
+    process, server = _start(_binary(), tmp_path)
+    own = OwnRedisServer(server, process)
+    try:
+        yield own
+    finally:
+        own.thaw()
         _stop(process)
 
 

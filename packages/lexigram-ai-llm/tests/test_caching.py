@@ -456,16 +456,22 @@ async def test_a_broken_backend_degrades_to_calling_the_provider(server: OpenAIS
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
     backend = RedisCacheBackend(f"redis://127.0.0.1:{dead_port}/0")
-    cache = LLMCache(backend)
+    cache = LLMCache(backend)  # failure_backoff=2.0: the backend is skipped after a failure
+    retrying = LLMCache(backend, failure_backoff=0)  # asks the backend on every call
     client = client_for(server, cache=cache)
+    other = client_for(server, cache=retrying)
     try:
         assert (await client.complete(HELLO)).unwrap().content
         assert (await client.complete(HELLO)).is_ok()
+        assert (await other.complete(HELLO)).is_ok()
+        assert (await other.complete(HELLO)).is_ok()
     finally:
         await client.close()
+        await other.close()
         await backend.close()
-    assert len(server.requests) == 2
-    assert cache.stats.errors >= 2
+    assert len(server.requests) == 4
+    assert cache.stats.errors == 1  # the second call did not wait for the dead backend again
+    assert retrying.stats.errors >= 2
 
 
 # -- dependency injection ------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from redis.asyncio import Redis
 
 from lexigram.cache import LockTimeoutError, RedisCacheBackend
-from tests_support.redis_server import RedisServer
+from tests_support.redis_server import OwnRedisServer, RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -131,3 +131,19 @@ async def test_lock_release_survives_an_empty_script_cache(
     async with cache.lock("job", ttl=30):
         pass
     assert not await client.exists("lexigram:cache:__lock__:job")
+
+
+async def test_a_frozen_server_raises_a_timeout_instead_of_hanging(
+    own_redis_server: OwnRedisServer,
+) -> None:
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    async with RedisCacheBackend(own_redis_server.url, socket_timeout=0.3) as cache:
+        await cache.set("k", b"v")
+        own_redis_server.freeze()
+        try:
+            with pytest.raises(RedisTimeoutError):
+                await asyncio.wait_for(cache.get("k"), 10)  # the bound is the socket timeout
+        finally:
+            own_redis_server.thaw()
+        assert await cache.get("k") == b"v"  # and the backend recovers once the server does

@@ -13,6 +13,7 @@ from lexigram.resilience import (
     TokenBucketLimiter,
 )
 from tests_support import workers
+from tests_support.redis_server import OwnRedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -138,3 +139,24 @@ def test_two_processes_share_a_sixty_rpm_token_bucket(redis_url: str) -> None:
         grants = [future.result(timeout=60) for future in futures]
     refill_allowance = int(time.monotonic() - started) + 1  # one request refills per second
     assert 60 <= sum(grants) <= 60 + refill_allowance, grants
+
+
+async def test_a_frozen_server_raises_a_timeout_instead_of_hanging(
+    own_redis_server: OwnRedisServer,
+) -> None:
+    import asyncio
+
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    backend = RedisBucketBackend(own_redis_server.url, socket_timeout=0.3)
+    try:
+        assert (await backend.take_window("k", 5, 60.0, None)).granted
+        own_redis_server.freeze()
+        try:
+            with pytest.raises(RedisTimeoutError):
+                await asyncio.wait_for(backend.take_window("k", 5, 60.0, None), 10)
+        finally:
+            own_redis_server.thaw()
+        assert (await backend.take_window("k", 5, 60.0, None)).granted
+    finally:
+        await backend.close()

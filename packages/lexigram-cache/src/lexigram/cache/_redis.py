@@ -38,11 +38,23 @@ class RedisCacheBackend(AsyncClosing):
     """Values stored at ``prefix + key``; time-to-live set with ``PX``.
 
     Give it a ``redis.asyncio.Redis`` client (left open by ``close()``; it must not decode
-    responses) or a URL (the backend owns that client). ``clear(prefix)`` walks only this
-    backend's keys with ``SCAN`` and removes them with ``UNLINK``.
+    responses) or a URL (the backend owns that client). A client built from a URL waits at most
+    ``socket_timeout`` seconds for a reply and ``socket_connect_timeout`` for a connection
+    (``None``: no bound), so a frozen server costs a caller that long, not redis-py's 5 s
+    default or forever; such a call raises ``redis.exceptions.TimeoutError``, which
+    ``LLMCache`` logs and treats as a miss. URL parameters (``?socket_timeout=2``) take
+    precedence. ``clear(prefix)`` walks only this backend's keys with ``SCAN`` and removes them
+    with ``UNLINK``.
     """
 
-    def __init__(self, client_or_url: Redis | str, *, prefix: str = "lexigram:cache:") -> None:
+    def __init__(
+        self,
+        client_or_url: Redis | str,
+        *,
+        prefix: str = "lexigram:cache:",
+        socket_timeout: float | None = 1.0,
+        socket_connect_timeout: float | None = 1.0,
+    ) -> None:
         try:
             from redis.asyncio import Redis
             from redis.exceptions import NoScriptError
@@ -50,7 +62,11 @@ class RedisCacheBackend(AsyncClosing):
             raise ImportError(_INSTALL_HINT) from exc
         self._no_script_error = NoScriptError
         if isinstance(client_or_url, str):
-            self._client: Redis = Redis.from_url(client_or_url)
+            self._client: Redis = Redis.from_url(
+                client_or_url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+            )
             self._owns_client = True
         else:
             if client_or_url.connection_pool.connection_kwargs.get("decode_responses"):

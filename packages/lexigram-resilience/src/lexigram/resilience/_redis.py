@@ -83,12 +83,20 @@ class RedisBucketBackend:
     """Sliding windows and token buckets kept in Redis; each take is one atomic script call.
 
     Give it a ``redis.asyncio.Redis`` client (left open on ``close()``) or a URL (the backend
-    owns that client). Keys are ``prefix`` + ``window:{key}`` or ``bucket:{key}:<name>``; the
-    braces keep a limiter's keys in one Redis Cluster slot.
+    owns that client). A client built from a URL waits at most ``socket_timeout`` seconds for a
+    reply and ``socket_connect_timeout`` for a connection (``None``: no bound; URL parameters
+    take precedence), so a frozen server raises ``redis.exceptions.TimeoutError`` that soon
+    instead of stalling every caller. Keys are ``prefix`` + ``window:{key}`` or
+    ``bucket:{key}:<name>``; the braces keep a limiter's keys in one Redis Cluster slot.
     """
 
     def __init__(
-        self, redis_client_or_url: Redis | str, prefix: str = "lexigram:ratelimit:"
+        self,
+        redis_client_or_url: Redis | str,
+        prefix: str = "lexigram:ratelimit:",
+        *,
+        socket_timeout: float | None = 1.0,
+        socket_connect_timeout: float | None = 1.0,
     ) -> None:
         try:
             from redis.asyncio import Redis
@@ -97,7 +105,11 @@ class RedisBucketBackend:
             raise ImportError(_INSTALL_HINT) from exc
         self._no_script_error = NoScriptError
         if isinstance(redis_client_or_url, str):
-            self._client: Redis = Redis.from_url(redis_client_or_url)
+            self._client: Redis = Redis.from_url(
+                redis_client_or_url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+            )
             self._owns_client = True
         else:
             self._client = redis_client_or_url

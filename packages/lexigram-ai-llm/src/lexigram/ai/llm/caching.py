@@ -206,6 +206,12 @@ class LLMCache:
     ``ttl`` is the lifetime of an entry in seconds (``None``: no expiry). ``claim_ttl`` bounds
     how long another process may hold the claim on an identical request, and ``wait_timeout``
     how long a caller waits for that answer before calling the provider itself.
+
+    A failing backend (down, or timing out: the Redis backends bound each command by their
+    ``socket_timeout``) never fails a call: the failure is logged, counted in
+    ``stats.errors``, and for ``failure_backoff`` seconds afterwards the cache is skipped
+    (lookups miss, answers are not stored) so that each request does not wait for the backend
+    again; then it is tried again.
     """
 
     def __init__(
@@ -215,6 +221,7 @@ class LLMCache:
         ttl: float | None = 3600.0,
         claim_ttl: float = 120.0,
         wait_timeout: float = 120.0,
+        failure_backoff: float = 2.0,
     ) -> None:
         if backend is None:
             from lexigram.cache import MemoryCacheBackend
@@ -222,12 +229,16 @@ class LLMCache:
             backend = MemoryCacheBackend()
         if ttl is not None and ttl <= 0:
             raise ValueError(f"ttl must be positive or None, got {ttl}")
-        if claim_ttl <= 0 or wait_timeout < 0:
-            raise ValueError("claim_ttl must be positive and wait_timeout not negative")
+        if claim_ttl <= 0 or wait_timeout < 0 or failure_backoff < 0:
+            raise ValueError(
+                "claim_ttl must be positive, wait_timeout and failure_backoff not negative"
+            )
         self.backend = backend
         self.ttl = ttl
         self.claim_ttl = claim_ttl
         self.wait_timeout = wait_timeout
+        self.failure_backoff = failure_backoff
+        self._backend_down_until = 0.0  # monotonic time until which the backend is skipped
         self._counters = _Counters()
         self._flights: dict[str, _Flight] = {}
         self._background: set[asyncio.Future[None]] = set()
@@ -327,7 +338,7 @@ class LLMCache:
     async def _lead(self, key: str, call: Call) -> Result[Completion, LLMError]:
         """Make the call for this process, coordinating with other processes on ``key``."""
         claim = getattr(self.backend, "set_if_absent", None)
-        if claim is None:
+        if claim is None or not self._backend_up():
             return await self._call_and_store(key, call)
         claim_key = key + _CLAIM_SUFFIX
         deadline = time.monotonic() + self.wait_timeout
@@ -376,6 +387,8 @@ class LLMCache:
         """Poll for the answer another process is fetching: ``(answer, claim released)``."""
         polling = _Polling()
         while True:
+            if not self._backend_up():
+                return None, False
             found = await self._load(key)
             if found is not None:
                 return found, True
@@ -407,6 +420,8 @@ class LLMCache:
             self._backend_failed("release", exc)
 
     async def _load(self, key: str) -> Completion | None:
+        if not self._backend_up():
+            return None
         try:
             raw = await self.backend.get(key)
         except Exception as exc:
@@ -430,6 +445,8 @@ class LLMCache:
                 "completion": replace(completion, cached=False).to_dict(),
             }
         )
+        if not self._backend_up():
+            return
         try:
             await self.backend.set(key, payload, self.ttl)
         except Exception as exc:
@@ -437,11 +454,16 @@ class LLMCache:
             return
         self._counters.stores += 1
 
+    def _backend_up(self) -> bool:
+        return self._backend_down_until <= time.monotonic()
+
     def _backend_failed(self, operation: str, exc: Exception) -> None:
         self._counters.errors += 1
+        self._backend_down_until = time.monotonic() + self.failure_backoff
         logger.warning(
-            "cache backend %s failed (%s: %s); continuing without the cache",
+            "cache backend %s failed (%s: %s); continuing without the cache for %.1fs",
             operation,
             type(exc).__name__,
             exc,
+            self.failure_backoff,
         )

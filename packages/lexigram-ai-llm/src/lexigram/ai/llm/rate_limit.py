@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -65,6 +66,12 @@ class ProviderRateLimiter:
     tokens are available (refused when that would take more than ``max_wait`` seconds); without
     it, a call that would have to wait is refused at once. A refusal is an
     ``LLMRateLimitError`` with ``code="local_rate_limit"`` and ``retry_after`` set.
+
+    When the shared state fails (Redis down or frozen: ``RedisBucketBackend`` bounds each call
+    by its ``socket_timeout``) the limiter fails *open*: the call goes ahead unlimited, a
+    warning is logged, and for ``failure_backoff`` seconds the backend is not asked again (the
+    provider's own limits, answered with 429 and retried, still protect the account; a cache or
+    limiter outage should not become an outage of the application).
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class ProviderRateLimiter:
         wait: bool = True,
         max_wait: float = 60.0,
         key_prefix: str = "llm",
+        failure_backoff: float = 2.0,
     ) -> None:
         self.default = default or RateLimit()
         self.limits = dict(limits or {})
@@ -84,6 +92,8 @@ class ProviderRateLimiter:
         self.wait = wait
         self.max_wait = max_wait
         self.key_prefix = key_prefix
+        self.failure_backoff = failure_backoff
+        self._backend_down_until = 0.0
         self._limiters: dict[tuple[str, str], TokenBucketLimiter | None] = {}
 
     @classmethod
@@ -135,7 +145,7 @@ class ProviderRateLimiter:
         """Take one request and ``tokens`` tokens before a call: ``None`` to go ahead (after
         waiting, if need be), or the ``LLMRateLimitError`` that refuses the call."""
         limiter = self.limiter_for(provider, model)
-        if limiter is None:
+        if limiter is None or self._backend_down_until > time.monotonic():
             return None
         try:
             await limiter.acquire(max(0, tokens))
@@ -151,12 +161,14 @@ class ProviderRateLimiter:
                 retry_after=math.ceil(exc.retry_after * 1000) / 1000,
             )
         except Exception as exc:  # the limiter's store is down: let the provider's limits act
+            self._backend_down_until = time.monotonic() + self.failure_backoff
             logger.warning(
-                "rate limiter for %s/%s unavailable (%s: %s); calling without it",
+                "rate limiter for %s/%s unavailable (%s: %s); calling without it for %.1fs",
                 provider,
                 model,
                 type(exc).__name__,
                 exc,
+                self.failure_backoff,
             )
         return None
 

@@ -191,7 +191,9 @@ class RedisRouterState:
     A cooldown is the key ``{prefix}cooldown:{name}`` with a time to live, so every process
     sees the same remaining time; statistics are the hash ``{prefix}stats:{name}`` and expire
     after ``stats_ttl`` seconds without calls. Give a ``redis.asyncio.Redis`` client (left open
-    on ``close()``) or a URL (owned).
+    on ``close()``) or a URL (owned; it waits at most ``socket_timeout`` seconds for a reply and
+    ``socket_connect_timeout`` for a connection, so a frozen server costs the router that long;
+    the router then routes as if the state were fresh and logs a warning).
     """
 
     def __init__(
@@ -200,6 +202,8 @@ class RedisRouterState:
         *,
         prefix: str = "lexigram:router:",
         stats_ttl: float = 86400.0,
+        socket_timeout: float | None = 1.0,
+        socket_connect_timeout: float | None = 1.0,
     ) -> None:
         try:
             from redis.asyncio import Redis
@@ -210,7 +214,11 @@ class RedisRouterState:
                 "Sharing router state needs redis-py: pip install 'lexigram-ai-llm[redis]'"
             ) from exc
         if isinstance(client_or_url, str):
-            self._client: Redis = Redis.from_url(client_or_url)
+            self._client: Redis = Redis.from_url(
+                client_or_url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+            )
             self._owns_client = True
         else:
             self._client = client_or_url
