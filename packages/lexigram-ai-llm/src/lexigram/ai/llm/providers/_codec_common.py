@@ -13,11 +13,17 @@ from typing import Any, TypeVar
 
 import orjson
 
-from lexigram.ai.llm.exceptions import InvalidRequestError, LLMError, StreamError
+from lexigram.ai.llm.exceptions import (
+    InvalidRequestError,
+    LLMError,
+    StreamError,
+    TokenLimitError,
+)
 from lexigram.ai.llm.providers.base import CallContext
 from lexigram.ai.llm.types import ThinkingBlock, ThinkingResult, Usage
 
 __all__ = [
+    "COMPATIBLE_SERVER_ERROR_TYPES",
     "EXTRA_BODY_AND_HEADERS",
     "SHAPE_ERRORS",
     "apply_extra_body",
@@ -54,6 +60,13 @@ def excerpt(data: bytes, limit: int = 200) -> str:
 
 
 # -- error bodies (non-2xx answers) ---------------------------------------------------------
+
+#: Error ``type`` values that servers speaking several wires send whichever wire they speak
+#: (llama.cpp's ``llama-server`` answers ``exceed_context_size_error`` on its OpenAI and its
+#: Anthropic endpoints alike), so that the same failure is the same class through every codec.
+COMPATIBLE_SERVER_ERROR_TYPES: Mapping[str, type[LLMError]] = {
+    "exceed_context_size_error": TokenLimitError,
+}
 
 
 def error_document(body: bytes, *, unwrap_list: bool = False) -> Mapping[str, Any]:

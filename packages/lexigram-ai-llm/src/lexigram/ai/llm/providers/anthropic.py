@@ -24,7 +24,11 @@ What the translation does, beyond renaming fields:
   not as a tool call. Forced tool use is not allowed together with extended thinking, so with
   thinking on the tool is offered with ``tool_choice {"type": "auto"}`` instead. A streamed
   structured answer arrives as one content delta when the tool block closes, so that stream
-  and non-stream give the same JSON text.
+  and non-stream give the same JSON text. When the tool was forced and the answer ends
+  without it (a server that ignores ``tool_choice`` answers prose), the result is an
+  ``ExtractionParseError`` (code ``structured_output_missing``, the prose in ``raw_output``),
+  never prose passed off as the structured answer; an answer cut short (``max_tokens``) or
+  refused keeps its finish reason.
 - Usage: ``prompt_tokens`` = ``input_tokens`` + cache creation + cache read (the API's total
   input), ``cached_tokens`` = cache read, ``cache_creation_tokens`` = cache creation,
   ``reasoning_tokens`` = ``output_tokens_details.thinking_tokens`` when the API reports it.
@@ -40,12 +44,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from lexigram.ai.llm._framing import SSEEvent
 from lexigram.ai.llm.exceptions import (
+    ExtractionParseError,
     InvalidRequestError,
     LLMAuthenticationError,
     LLMError,
@@ -58,6 +64,7 @@ from lexigram.ai.llm.exceptions import (
     error_for_status,
 )
 from lexigram.ai.llm.providers._codec_common import (
+    COMPATIBLE_SERVER_ERROR_TYPES,
     SHAPE_ERRORS,
     apply_extra_body,
     error_document,
@@ -120,9 +127,15 @@ _ERROR_TYPES: dict[str, type[LLMError]] = {
     "api_error": ProviderError,
     "overloaded_error": ProviderError,
     "timeout_error": LLMTimeoutError,
+    **COMPATIBLE_SERVER_ERROR_TYPES,
 }
 
 _TOOL_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+#: ``ctx.options`` key naming the structured-output tool a request forces (see
+#: ``call_context``); decoders use it to tell an answer that ignored the tool.
+_FORCED_TOOL = "_forced_structured_tool"
+#: Stop reasons of an answer that ended normally (``None``: a server that sends none).
+_NORMAL_END = frozenset({"end_turn", "stop_sequence", "tool_use", None})
 
 
 def finish_reason(raw: str | None) -> str | None:
@@ -145,6 +158,17 @@ class AnthropicCodec:
     framing = Framing.SSE
 
     # -- encode ----------------------------------------------------------------------------
+
+    def call_context(self, request: ChatRequest, ctx: CallContext) -> CallContext:
+        """``ctx`` for one request: when the request forces a structured-output tool, its name
+        rides in the options so that the decoders can refuse an answer that ignored it."""
+        fmt = request.response_format
+        if fmt is None or fmt.type not in ("json_schema", "json_object"):
+            return ctx
+        thinking = request.thinking
+        if thinking is not None and not thinking.suppress:
+            return ctx  # the tool is only offered (``auto``): prose is a valid answer
+        return replace(ctx, options={**ctx.options, _FORCED_TOOL: structured_tool_name(fmt)})
 
     def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
         """The ``POST /v1/messages`` request."""
@@ -283,6 +307,9 @@ class AnthropicCodec:
                 # ``length``, as the stream decoder reports it.
                 finish = FinishReason.STOP.value
         usage = _usage(data.get("usage"))
+        forced = ctx.options.get(_FORCED_TOOL)
+        if forced and structured is None and not tool_calls and raw_finish in _NORMAL_END:
+            raise _structured_missing(forced, content, usage, raw_finish, ctx)
         return Completion(
             content=content,
             model=data.get("model") or ctx.model,
@@ -328,6 +355,22 @@ def _error_from_payload(
         provider_message=None if message is None else str(message),
         code=str(kind_name) if kind_name else None,
         details={"type": kind_name},
+    )
+
+
+def _structured_missing(
+    tool: str, prose: str, usage: Usage | None, raw_finish: str | None, ctx: CallContext
+) -> ExtractionParseError:
+    """The answer to a request that forced ``tool`` ended without calling it."""
+    return ExtractionParseError(
+        f"The model answered without calling the forced structured-output tool {tool!r} "
+        "(the server ignored tool_choice); there is no structured answer",
+        raw_output=prose,
+        usage=usage,
+        provider=ctx.provider,
+        model=ctx.model,
+        code="structured_output_missing",
+        details={"tool": tool, "stop_reason": raw_finish},
     )
 
 
@@ -514,6 +557,7 @@ class AnthropicStreamDecoder:
         "_done",
         "_id",
         "_model",
+        "_prose",
         "_structured",
         "_tool_index",
         "_usage",
@@ -529,6 +573,8 @@ class AnthropicStreamDecoder:
         self._usage: dict[str, Any] = {}
         self._model: str | None = None
         self._id: str | None = None
+        # The prose of an answer that should have called the forced tool (for the error).
+        self._prose: list[str] | None = [] if ctx.options.get(_FORCED_TOOL) else None
 
     @property
     def done(self) -> bool:
@@ -591,6 +637,8 @@ class AnthropicStreamDecoder:
         if kind == "text":
             self._blocks[index] = ["text", [], None]
             text = block.get("text") or ""
+            if self._prose is not None:
+                self._prose.append(text)
             return [StreamChunk(delta=text)] if text else []
         if kind == "tool_use":
             name = str(block.get("name") or "")
@@ -612,6 +660,8 @@ class AnthropicStreamDecoder:
         state = self._blocks.get(index)
         if kind == "text_delta":
             text = delta.get("text") or ""
+            if self._prose is not None:
+                self._prose.append(text)
             return [StreamChunk(delta=text)] if text else []
         if kind == "thinking_delta":
             text = delta.get("thinking") or ""
@@ -664,6 +714,19 @@ class AnthropicStreamDecoder:
         finish = finish_reason(raw_finish)
         if self._structured and self._tool_index == 0 and raw_finish == "tool_use":
             finish = FinishReason.STOP.value
+        if (
+            self._prose is not None
+            and not self._structured
+            and self._tool_index == 0
+            and raw_finish in _NORMAL_END
+        ):
+            raise _structured_missing(
+                self._ctx.options[_FORCED_TOOL],
+                "".join(self._prose),
+                _usage(self._usage),
+                raw_finish,
+                self._ctx,
+            )
         return [
             StreamChunk(
                 finish_reason=finish,

@@ -176,6 +176,9 @@ class HTTPLLMClient(AbstractLLMClient):
             ctx = self._context(request.model)
             if stream and self._stream_fallback is not None:
                 ctx = self._stream_fallback.context(ctx)
+            per_request = getattr(self.codec, "call_context", None)
+            if per_request is not None:  # what the decoders must know about this request
+                ctx = per_request(request, ctx)
         http = self.codec.encode(request, ctx, stream=stream)
         http.headers.update(self._headers)
         if self._signer is not None:

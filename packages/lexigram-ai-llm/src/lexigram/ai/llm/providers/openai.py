@@ -25,6 +25,7 @@ from lexigram.ai.llm.exceptions import (
     error_for_status,
 )
 from lexigram.ai.llm.providers._codec_common import (
+    COMPATIBLE_SERVER_ERROR_TYPES,
     SHAPE_ERRORS,
     apply_extra_body,
     error_document,
@@ -82,7 +83,7 @@ _ERROR_CODES: dict[str, type[LLMError]] = {
     "billing_hard_limit_reached": LLMQuotaExceededError,
     "model_not_found": LLMModelNotFoundError,
     "DeploymentNotFound": LLMModelNotFoundError,
-    "exceed_context_size_error": TokenLimitError,  # llama.cpp server
+    **COMPATIBLE_SERVER_ERROR_TYPES,
 }
 
 
@@ -329,8 +330,12 @@ def _error_from_payload(
     if message is not None and not isinstance(message, str):
         message = orjson.dumps(message).decode()
     code = payload.get("code")
+    if not isinstance(code, str) or code.isdigit():
+        # llama.cpp and some proxies put the HTTP status in ``code`` (``"code": 400``): the
+        # status is ``status``; the error's code is then its ``type``.
+        code = None
     kind_name = payload.get("type")
-    kind = _ERROR_CODES.get(str(code)) if code is not None else None
+    kind = _ERROR_CODES.get(code) if code is not None else None
     if kind is None and kind_name is not None:
         kind = _ERROR_CODES.get(str(kind_name))
     inner = payload.get("innererror")
@@ -424,7 +429,9 @@ def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[st
             }
             for tc in message.tool_calls
         ]
-        if not message.content:
+        # The content goes as the caller gave it (``""`` stays ``""``: the API takes an empty
+        # string beside tool calls); only an empty list of parts is sent as null, as before.
+        if out["content"] == []:
             out["content"] = None
     elif role is Role.TOOL:
         out["tool_call_id"] = message.tool_call_id

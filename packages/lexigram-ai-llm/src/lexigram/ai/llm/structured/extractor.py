@@ -198,7 +198,17 @@ class _Engine:
         for attempt in range(1, attempts + 1):
             result = await self.llm.complete(messages, **kwargs)
             if isinstance(result, Err):
-                return result
+                missed = result.error
+                if not (isinstance(missed, ExtractionParseError) and missed.raw_output):
+                    return result
+                # The provider answered prose instead of its structured form (a server that
+                # ignored the forced tool): a failed attempt, re-asked like any other.
+                usage = usage + (missed.usage or Usage())
+                raw = missed.raw_output
+                errors.append(missed)
+                if attempt < attempts:
+                    messages = _reask(messages, raw, _feedback(missed, target))
+                continue
             completion: Completion = result.value
             usage = usage + completion.usage
             raw = _raw_output(completion)
