@@ -325,3 +325,16 @@ def test_a_cost_estimate_is_an_object_with_its_parts_and_its_price_list() -> Non
     assert counted == estimate
     registry = TokenCounterRegistry.default()
     assert registry.estimate_cost(prompt_tokens=1000, model="gpt-4o").total_cost > 0
+
+
+# -- extras ----------------------------------------------------------------------------------------
+
+
+def test_the_documented_extras_are_declared() -> None:
+    """``pip install 'lexigram-ai-llm[groq]'`` (and the others the documentation names) must
+    resolve: an undeclared extra is a warning from pip and an error from uv."""
+    from importlib.metadata import metadata
+
+    extras = set(metadata("lexigram-ai-llm").get_all("Provides-Extra") or [])
+    assert {"openai", "anthropic", "groq", "mistral", "ollama", "cohere", "gemini"} <= extras
+    assert {"otel", "mcp", "all"} <= extras
