@@ -22,6 +22,7 @@ from harness.conformance import SECRET, Family
 from harness.gemini_server import GeminiServer
 from harness.ollama_server import OllamaServer
 from harness.openai_server import OpenAIServer
+from harness.responses_server import ResponsesServer
 from harness.server import FakeProviderServer, Reply
 from pydantic import BaseModel, SecretStr
 
@@ -48,6 +49,9 @@ from lexigram.result import Err
 
 FAMILIES: dict[str, Family] = {
     "openai": Family("openai", OpenAIServer, lambda s: s.url + "/v1", model="gpt-4o-mini"),
+    "openai_responses": Family(
+        "openai_responses", ResponsesServer, lambda s: s.url + "/v1", model="gpt-5-mini"
+    ),
     "anthropic": Family("anthropic", AnthropicServer, lambda s: s.url, model="claude-sonnet-5"),
     "gemini": Family("gemini", GeminiServer, lambda s: s.url, model="gemini-2.5-flash"),
     "bedrock": Family(
@@ -64,8 +68,8 @@ FAMILIES: dict[str, Family] = {
 # Families whose wire carries tool arguments as JSON text, so a model can send invalid JSON.
 # The others send an object (Anthropic, Gemini, Bedrock and Ollama answers), except when
 # streamed (Anthropic and Bedrock stream the arguments as text fragments).
-JSON_TEXT_ARGUMENTS = {"openai", "cohere"}
-STREAMED_JSON_TEXT_ARGUMENTS = {"openai", "cohere", "anthropic", "bedrock"}
+JSON_TEXT_ARGUMENTS = {"openai", "openai_responses", "cohere"}
+STREAMED_JSON_TEXT_ARGUMENTS = {"openai", "openai_responses", "cohere", "anthropic", "bedrock"}
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
@@ -569,6 +573,36 @@ async def test_gemini_thought_signature_goes_back_on_the_call(
     assert call_part["thoughtSignature"] == "sig-gemini-1"
     response_part = contents[2]["parts"][0]["functionResponse"]
     assert response_part["name"] == "get_weather"
+
+
+@pytest.mark.parametrize("family", ["openai_responses"], indirect=True)
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_responses_reasoning_item_is_replayed_before_the_call(
+    server: FakeProviderServer, llm: AbstractLLMClient, streamed: bool
+) -> None:
+    server.script(
+        Reply(
+            text="",
+            thinking="The user wants the weather.",
+            finish="tool_calls",
+            tool_calls=[("call_1", "get_weather", {"city": "Paris"})],
+        ),
+        Reply(text="21 degrees."),
+    )
+    if streamed:
+        result = await stream_tools(llm, ASK, tools=[get_weather]).run()
+    else:
+        result = await run_tools(llm, ASK, tools=[get_weather])
+    assert result.unwrap().content == "21 degrees."
+    items = server.requests[1].json["input"]
+    assert [i.get("type", i.get("role")) for i in items] == [
+        "user",
+        "reasoning",
+        "function_call",
+        "function_call_output",
+    ]
+    assert items[1]["encrypted_content"]  # sent back whole, as the API requires
+    assert items[3] == {"type": "function_call_output", "call_id": "call_1", "output": WEATHER_JSON}
 
 
 # -- streaming -----------------------------------------------------------------------------

@@ -20,7 +20,14 @@ from typing import Any
 import orjson
 
 from harness.openai_server import _ERRORS
-from harness.server import FakeProviderServer, RecordedRequest, Reply, sse, text_pieces
+from harness.server import (
+    FakeProviderServer,
+    RecordedRequest,
+    Reply,
+    arguments_text,
+    sse,
+    text_pieces,
+)
 
 DEFAULT_ENCRYPTED = "gAAAAABoISQ2ZkF6Nw8N2l1fM8VQe0r8o2pYq3s-encrypted-reasoning-0123456789=="
 
@@ -85,7 +92,7 @@ class ResponsesServer(FakeProviderServer):
                     "id": f"fc_67ca09c6bedc8190a7abfec07b1a1332096610f474011cc{index}",
                     "call_id": cid,
                     "name": name,
-                    "arguments": orjson.dumps(args).decode(),
+                    "arguments": arguments_text(args),
                     "status": "completed",
                 }
             )
