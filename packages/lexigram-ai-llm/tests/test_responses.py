@@ -5,6 +5,7 @@ carries (structured output, finish reasons, refusals, mid-stream failures, unkno
 
 from __future__ import annotations
 
+import typing
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,17 +17,24 @@ from harness.conformance import SECRET, strict_comparable
 from harness.openai_server import OpenAIServer
 from harness.responses_server import DEFAULT_ENCRYPTED, ResponsesServer
 from harness.server import RecordedRequest, Reply, sse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openai.types.responses import response_stream_event
 from pydantic import SecretStr
 
 from lexigram.ai.llm import ClientConfig, create_llm_client
+from lexigram.ai.llm._framing import SSEEvent
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.exceptions import (
     InvalidRequestError,
     LLMContentFilterError,
+    LLMError,
     LLMRateLimitError,
     StreamError,
 )
-from lexigram.ai.llm.pricing import ModelInfo, model_table
+from lexigram.ai.llm.pricing import ModelInfo, lookup_model, model_table
+from lexigram.ai.llm.providers.base import CallContext
+from lexigram.ai.llm.providers.responses import CODEC, PROFILES
 from lexigram.ai.llm.types import ResponseFormat, ThinkingConfig
 from lexigram.result import Err
 
@@ -529,3 +537,75 @@ async def test_a_model_table_entry_decides_the_wire(both: BothWiresServer) -> No
         assert both.requests[-1].path == "/v1/responses"
     finally:
         await forced.close()
+
+
+async def test_responses_only_models_are_their_own_table_entries() -> None:
+    for name in ("o1-pro", "o3-pro", "gpt-5-pro", "gpt-5-codex", "codex-mini-latest"):
+        info = lookup_model(name, "openai")
+        assert info is not None and info.name == name and info.wire == "responses"
+    chat = lookup_model("gpt-4o-mini", "openai")
+    assert chat is not None and chat.wire is None
+
+
+# -- every documented stream event ----------------------------------------------------------
+
+
+def _documented_event_types() -> list[str]:
+    """The ``type`` of every member of the SDK's ``ResponseStreamEvent`` union."""
+    union = typing.get_args(response_stream_event.ResponseStreamEvent)[0]
+    return [
+        typing.get_args(member.model_fields["type"].annotation)[0]
+        for member in typing.get_args(union)
+    ]
+
+
+def _ctx() -> CallContext:
+    profile = PROFILES["openai_responses"]
+    return CallContext("openai_responses", MODEL, "http://127.0.0.1:1/v1", profile)
+
+
+def test_every_documented_event_type_is_handled() -> None:
+    kinds = _documented_event_types()
+    assert len(kinds) > 40 and "response.output_text.delta" in kinds
+    for kind in kinds:
+        decoder = CODEC.stream_decoder(_ctx())
+        event = SSEEvent(orjson.dumps({"type": kind, "sequence_number": 1}), kind)
+        if kind in ("error", "response.failed"):
+            with pytest.raises(StreamError):
+                decoder.feed(event)
+            continue
+        for chunk in decoder.feed(event):  # bare events: nothing to show, never a crash
+            assert not chunk.delta
+        assert decoder.done is (kind in ("response.completed", "response.incomplete"))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+_FIELDS = st.sampled_from(
+    ["delta", "item", "output_index", "response", "arguments", "summary_index", "error", "text"]
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*_documented_event_types(), "response.unknown_future_event"]),
+            st.dictionaries(_FIELDS, _JSON, max_size=4),
+        ),
+        max_size=8,
+    )
+)
+def test_any_event_sequence_gives_chunks_or_a_typed_error(
+    events: list[tuple[str, dict[str, Any]]],
+) -> None:
+    decoder = CODEC.stream_decoder(_ctx())
+    try:
+        for kind, fields in events:
+            decoder.feed(SSEEvent(orjson.dumps({**fields, "type": kind}), kind))
+        decoder.finish()
+    except LLMError:
+        pass  # a typed error is an answer; anything else would escape this test
