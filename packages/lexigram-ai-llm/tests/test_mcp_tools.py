@@ -182,6 +182,15 @@ async def test_a_closed_connection_refuses_calls() -> None:
 
 async def test_a_server_that_cannot_start_is_a_typed_error() -> None:
     broken = MCPTools.stdio(sys.executable, ["-c", "import sys; sys.exit(3)"])
-    with pytest.raises(MCPConnectionError, match="could not open the MCP server"):
+    with pytest.raises(MCPConnectionError, match="could not open the MCP server") as caught:
         await broken.open()
-    assert broken.tools == []
+    assert "sys.exit" not in str(caught.value)  # arguments (tokens, maybe) are never shown
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = broken.tools
+
+
+def test_descriptions_hide_arguments_and_url_credentials() -> None:
+    stdio = MCPTools.stdio("mcp-server --api-key sk-SECRET")
+    remote = MCPTools.http("https://user:pw@example.test:8443/mcp?token=sk-SECRET")
+    assert "SECRET" not in repr(stdio) and "SECRET" not in repr(remote)
+    assert "pw" not in repr(remote) and "example.test:8443/mcp" in repr(remote)

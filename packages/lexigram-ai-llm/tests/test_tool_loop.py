@@ -453,6 +453,34 @@ async def test_provider_error_mid_loop_keeps_the_partial_run(
     assert isinstance(partial, ToolRun) and partial.steps[0].results[0].ok
 
 
+@pytest.mark.parametrize("family", ["openai"], indirect=True)
+async def test_tool_timeout(server: FakeProviderServer, llm: AbstractLLMClient) -> None:
+    async def hangs(city: str) -> str:
+        """Never answers."""
+        await asyncio.sleep(3600)
+        return "never"
+
+    def times_out_itself(city: str) -> str:
+        """Raises its own TimeoutError."""
+        raise TimeoutError("upstream took too long")
+
+    server.script(
+        _calls(("c1", "hangs", {"city": "Paris"}), ("c2", "times_out_itself", {"city": "Rome"})),
+        Reply(text="Both failed."),
+    )
+    run = (await run_tools(llm, ASK, tools=[hangs, times_out_itself], tool_timeout=0.05)).unwrap()
+    hung, own = run.results
+    assert hung.error_kind == "timeout" and hung.content == (
+        "Error: hangs did not finish within 0.05s"
+    )
+    assert own.error_kind == "raised"
+    server.script(_calls(("c2", "times_out_itself", {"city": "Rome"})), Reply(text="ok"))
+    run = (await run_tools(llm, ASK, tools=[times_out_itself])).unwrap()
+    assert run.results[0].content == (
+        "Error: times_out_itself raised TimeoutError: upstream took too long"
+    )
+
+
 # -- tool kinds ----------------------------------------------------------------------------
 
 

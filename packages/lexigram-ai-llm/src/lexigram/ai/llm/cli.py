@@ -209,7 +209,7 @@ async def _chat_with_tools(
                 try:
                     tools.append(await stack.enter_async_context(MCPTools.stdio(command)))
                 except MCPConnectionError as exc:
-                    raise _UsageError(f"--mcp {command!r}: {exc}") from None
+                    raise _UsageError(f"--mcp: {exc}") from None
         settings: dict[str, Any] = {"max_steps": args.max_steps, **options}
         if args.no_stream:
             result = await run_tools(client, messages, tools, on_step=_print_step, **settings)

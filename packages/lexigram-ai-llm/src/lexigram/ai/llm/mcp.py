@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
@@ -66,11 +67,22 @@ class MCPTools:
         self._session: Any = None
         self.prefix = prefix
         self.description = description
-        self.tools: list[Tool] = []
+        self._tools: list[Tool] = []
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None else "closed"
-        return f"MCPTools({self.description or 'server'!r}, {state}, tools={len(self.tools)})"
+        return f"MCPTools({self.description or 'server'!r}, {state}, tools={len(self._tools)})"
+
+    @property
+    def tools(self) -> list[Tool]:
+        """The server's tools; only while the connection is open (offering a closed
+        connection's tools would fail every call)."""
+        if self._session is None:
+            raise RuntimeError(
+                f"the MCP connection to {self.description or 'the server'} is not open; "
+                "use 'async with MCPTools...' around run_tools"
+            )
+        return list(self._tools)
 
     @classmethod
     def stdio(
@@ -97,7 +109,9 @@ class MCPTools:
             connection: AbstractAsyncContextManager[Any] = stdio.stdio_client(params)
             return connection
 
-        return cls(connect, prefix=prefix, description=shlex.join([program, *argv]))
+        # Only the program in messages and reprs: arguments may carry a token.
+        shown = shlex.quote(program) + (" ..." if argv else "")
+        return cls(connect, prefix=prefix, description=shown)
 
     @classmethod
     def http(
@@ -118,7 +132,7 @@ class MCPTools:
                 connection = streamable_http.streamablehttp_client(url, headers=dict(headers or {}))
             return connection
 
-        return cls(connect, prefix=prefix, description=url)
+        return cls(connect, prefix=prefix, description=_public_url(url))
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -145,7 +159,7 @@ class MCPTools:
             session = await stack.enter_async_context(mcp.ClientSession(streams[0], streams[1]))
             await session.initialize()
             self._session = session
-            self.tools = await self._list_tools()
+            self._tools = await self._list_tools()
         except BaseException as exc:
             self._session = None
             await stack.aclose()
@@ -204,6 +218,15 @@ class MCPTools:
         if _field(result, "is_error", "isError"):
             raise ToolError(text or f"{name} failed")
         return text
+
+
+def _public_url(url: str) -> str:
+    """``url`` without user info, query or fragment (where credentials hide), for messages."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _field(obj: Any, *names: str) -> Any:

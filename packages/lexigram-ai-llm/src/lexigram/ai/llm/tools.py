@@ -392,12 +392,10 @@ async def _run_call(call: ToolCall, step: int, settings: _Settings) -> ToolResul
                 arguments=arguments,
             )
     async with settings.limit:
+        deadline = asyncio.timeout(settings.tool_timeout)
         try:
-            if settings.tool_timeout is None:
+            async with deadline:
                 value = await tool.call(arguments)
-            else:
-                async with asyncio.timeout(settings.tool_timeout):
-                    value = await tool.call(arguments)
         except _InvalidArguments as exc:
             return failed(
                 "invalid_arguments",
@@ -406,7 +404,9 @@ async def _run_call(call: ToolCall, step: int, settings: _Settings) -> ToolResul
             )
         except ToolError as exc:
             return failed("raised", str(exc) or f"{call.name} failed", arguments)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # the tool's own TimeoutError, not our deadline
+                return failed("raised", f"{call.name} raised TimeoutError: {exc}", arguments)
             return failed(
                 "timeout", f"{call.name} did not finish within {settings.tool_timeout}s", arguments
             )
@@ -591,7 +591,9 @@ async def run_tools(
 
     Other keyword arguments go to every ``llm.complete`` call (``model``, ``temperature``...).
     A provider error ends the loop with that error; when steps had already run, the partial
-    run is in ``error.details["tool_run"]``. Cancelling the call cancels the running tools.
+    run is in ``error.details["tool_run"]``. Cancelling the call cancels the running tools
+    and waits for them to end (a sync tool already running in its worker thread cannot be
+    interrupted: it finishes there and its result is dropped).
     """
     loop = _Loop(
         messages,
