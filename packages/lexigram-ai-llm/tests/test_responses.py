@@ -226,6 +226,30 @@ async def test_store_true_and_non_reasoning_models(server: ResponsesServer) -> N
         await llm.close()
 
 
+async def test_azure_deployment_asked_to_reason_is_treated_as_a_reasoning_model(
+    server: ResponsesServer,
+) -> None:
+    llm = make_client(
+        server, provider="azure-openai-responses", api_base=server.url, model="prod-deployment"
+    )
+    try:
+        server.script(Reply(text="ok", thinking="hmm"))
+        completion = (
+            await llm.complete(
+                [{"role": "user", "content": "hi"}], thinking=ThinkingConfig(effort="low")
+            )
+        ).unwrap()
+    finally:
+        await llm.close()
+    sent = server.requests[-1]
+    assert sent.path == "/openai/v1/responses"
+    assert sent.headers["api-key"] == SECRET and "authorization" not in sent.headers
+    assert sent.json["model"] == "prod-deployment"
+    assert "temperature" not in sent.json
+    assert sent.json["include"] == ["reasoning.encrypted_content"]
+    assert completion.thinking is not None and completion.thinking.signature == DEFAULT_ENCRYPTED
+
+
 async def test_thinking_config_asks_for_a_summary(
     server: ResponsesServer, client: AbstractLLMClient
 ) -> None:

@@ -15,7 +15,8 @@ provider also routes the models that exist only here (the model table's ``"wire"
   calls, so a tool loop replays reasoning unchanged. ``store`` is ``false`` unless the call
   (``store=True``) or the config's ``extra`` says otherwise, and reasoning models are then
   asked for ``include: ["reasoning.encrypted_content"]`` so the reasoning survives without
-  server-side state. ``previous_response_id=...`` as a call keyword goes into the body as is.
+  server-side state. ``previous_response_id=...`` as a call keyword goes into the body as is
+  (with it, send only the new messages, and ``store=True`` on the earlier call).
 - Finish reasons: ``completed`` is ``stop`` (``tool_calls`` when the output holds function
   calls); ``incomplete`` is ``length`` for ``max_output_tokens`` and ``content_filter`` for
   ``content_filter``. A refusal with no text is an ``LLMContentFilterError``.
@@ -125,7 +126,11 @@ class ResponsesCodec:
         body: dict[str, Any] = {"model": request.model, "input": items}
         if instructions:
             body["instructions"] = instructions
-        reasoning_model = request.model.startswith(
+        thinking = request.thinking
+        thinking_on = thinking is not None and not thinking.suppress
+        # A call that asks for reasoning is taken to go to a reasoning model, whatever its
+        # name (an Azure deployment's name says nothing about the model behind it).
+        reasoning_model = thinking_on or request.model.startswith(
             tuple(options.get("reasoning_models", REASONING_MODELS))
         )
         if not reasoning_model:
@@ -161,8 +166,7 @@ class ResponsesCodec:
             }
         elif fmt is not None and fmt.type == "json_object":
             body["text"] = {"format": {"type": "json_object"}}
-        thinking = request.thinking
-        if thinking is not None and not thinking.suppress:
+        if thinking is not None and thinking_on:
             reasoning: dict[str, Any] = {}
             if thinking.effort:
                 reasoning["effort"] = thinking.effort
@@ -170,7 +174,6 @@ class ResponsesCodec:
                 reasoning["summary"] = options.get("reasoning_summary", "auto")
             if reasoning:
                 body["reasoning"] = reasoning
-            reasoning_model = True
         store = bool(extra.get("store", options.get("store", False)))
         body["store"] = store
         include = list(extra.get("include") or options.get("include") or ())
