@@ -417,6 +417,7 @@ class ChatMessage:
                     "signature": b.signature,
                     "redacted": b.redacted,
                     "data": b.data,
+                    **({"origin": b.origin} if b.origin else {}),
                 }
                 for b in self.thinking
             ]
@@ -499,6 +500,7 @@ def _thinking_from_any(block: Any) -> ThinkingBlock:
         signature=block.get("signature"),
         redacted=bool(block.get("redacted", False)),
         data=block.get("data"),
+        origin=block.get("origin") if isinstance(block.get("origin"), str) else None,
     )
 
 
@@ -690,6 +692,8 @@ class Completion:
                 "blocks": [
                     [b.content, b.signature, b.redacted, b.data] for b in self.thinking.blocks
                 ],
+                # Beside the blocks, not in them: entries stay readable by older versions.
+                "origins": [b.origin for b in self.thinking.blocks],
             }
         return {
             "content": self.content,
@@ -719,11 +723,15 @@ class Completion:
         thinking = None
         if data.get("thinking") is not None:
             t = data["thinking"]
+            origins = t.get("origins") or ()  # absent in entries written before origins
             thinking = ThinkingResult(
                 content=t["content"],
                 signature=t["signature"],
                 tokens=t["tokens"],
-                blocks=tuple(ThinkingBlock(*b) for b in t["blocks"]),
+                blocks=tuple(
+                    ThinkingBlock(b[0], b[1], b[2], b[3], origins[i] if i < len(origins) else None)
+                    for i, b in enumerate(t["blocks"])
+                ),
             )
         return cls(
             content=data["content"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,12 +37,18 @@ class ThinkingBlock:
 
     ``signature`` is the provider's opaque proof (Anthropic ``signature``, Gemini
     ``thoughtSignature``); ``redacted`` blocks carry their encrypted ``data`` instead of text.
+    ``origin`` names the wire family whose decoder made the block (``"anthropic"``,
+    ``"gemini"``, ``"bedrock"``...): a signature or encrypted data is only sent back to the
+    family that made it, so a history can move between providers. ``None`` (a block built by
+    hand, an older history) is trusted as it is. It is provenance, not content: two blocks that
+    differ only in origin compare equal.
     """
 
     content: str = ""
     signature: str | None = None
     redacted: bool = False
     data: str | None = None
+    origin: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

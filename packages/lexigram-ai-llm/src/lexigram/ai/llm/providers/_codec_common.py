@@ -37,6 +37,7 @@ __all__ = [
     "parse_answer",
     "parse_answer_object",
     "parse_event",
+    "replayable_thinking",
     "request_headers",
     "stream_error",
     "thinking_result",
@@ -134,6 +135,24 @@ def request_headers(extra: Mapping[str, Any], *, accept: str | None = None) -> d
     if isinstance(extra_headers, Mapping):
         headers.update(extra_headers)
     return headers
+
+
+def replayable_thinking(blocks: Sequence[ThinkingBlock], family: str) -> Sequence[ThinkingBlock]:
+    """An assistant message's thinking ``blocks`` as the ``family`` codec may send them back.
+
+    A signature or encrypted data is only valid for the family that made it: a block from
+    another family (``origin``) loses its signature, and a redacted one, whose data nothing
+    else can read, is left out. Blocks of unknown origin (built by hand, older histories) are
+    sent as they are. The codec then treats an unsigned block as it treats any other."""
+    if all(block.origin is None or block.origin == family for block in blocks):
+        return blocks
+    kept: list[ThinkingBlock] = []
+    for block in blocks:
+        if block.origin is None or block.origin == family:
+            kept.append(block)
+        elif not block.redacted:
+            kept.append(ThinkingBlock(block.content, origin=block.origin))
+    return kept
 
 
 # -- reading answers and stream events ------------------------------------------------------

@@ -10,7 +10,9 @@ What the translation does, beyond renaming fields:
 - Tool results (role ``tool``) become ``tool_result`` blocks at the start of the following user
   turn, as the API requires; consecutive messages of one role are merged into one turn.
 - Assistant messages send their ``thinking`` / ``redacted_thinking`` blocks first, exactly as
-  received (text and signature unchanged), then text, then ``tool_use`` blocks.
+  received (text and signature unchanged), then text, then ``tool_use`` blocks. Blocks that
+  another wire family made (``ThinkingBlock.origin``: a Gemini thought after a router fell
+  back) are not sent: their signatures would be rejected as invalid.
 - Extended thinking comes from ``ThinkingConfig``: ``{"type": "enabled", "budget_tokens": N}``
   (at least 1024, below ``max_tokens``; ``include_thoughts=False`` asks for ``display:
   "omitted"``), or ``{"type": "disabled"}`` when ``suppress`` is set. With thinking on,
@@ -73,6 +75,7 @@ from lexigram.ai.llm.providers._codec_common import (
     mid_stream_error,
     parse_answer,
     parse_event,
+    replayable_thinking,
     request_headers,
     stream_error,
     thinking_result,
@@ -101,6 +104,7 @@ from lexigram.ai.llm.types import (
 __all__ = ["CODEC", "PROFILES", "STRUCTURED_TOOL_PREFIX", "AnthropicCodec"]
 
 API_VERSION = "2023-06-01"
+_FAMILY = "anthropic"  # the ``origin`` of the thinking blocks this codec decodes
 DEFAULT_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024
 #: Tools whose name starts with this carry a structured-output answer, not a tool call.
@@ -283,9 +287,15 @@ class AnthropicCodec:
             if kind == "text":
                 text.append(block.get("text") or "")
             elif kind == "thinking":
-                thinking.append(ThinkingBlock(block.get("thinking") or "", block.get("signature")))
+                thinking.append(
+                    ThinkingBlock(
+                        block.get("thinking") or "", block.get("signature"), origin=_FAMILY
+                    )
+                )
             elif kind == "redacted_thinking":
-                thinking.append(ThinkingBlock(redacted=True, data=block.get("data")))
+                thinking.append(
+                    ThinkingBlock(redacted=True, data=block.get("data"), origin=_FAMILY)
+                )
             elif kind == "tool_use":
                 name = str(block.get("name") or "")
                 arguments = orjson.dumps(block.get("input") or {}).decode()
@@ -477,7 +487,8 @@ def _encode_content(content: str | tuple[ContentPart, ...] | None) -> list[dict[
 
 def _encode_assistant(message: ChatMessage) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    for block in message.thinking:  # first, and exactly as the API sent them
+    # First, and exactly as the API sent them; another family's signatures are not sent.
+    for block in replayable_thinking(message.thinking, _FAMILY):
         if block.redacted and block.data:
             blocks.append({"type": "redacted_thinking", "data": block.data})
         elif block.signature and not block.redacted:
@@ -688,9 +699,11 @@ class AnthropicStreamDecoder:
             return []
         kind = state[0]
         if kind == "thinking":
-            return [StreamChunk(thinking_block=ThinkingBlock("".join(state[1]), state[2]))]
+            block = ThinkingBlock("".join(state[1]), state[2], origin=_FAMILY)
+            return [StreamChunk(thinking_block=block)]
         if kind == "redacted_thinking":
-            return [StreamChunk(thinking_block=ThinkingBlock(redacted=True, data=state[2]))]
+            block = ThinkingBlock(redacted=True, data=state[2], origin=_FAMILY)
+            return [StreamChunk(thinking_block=block)]
         if kind == "structured":
             text = "".join(state[1]) or "{}"
             try:

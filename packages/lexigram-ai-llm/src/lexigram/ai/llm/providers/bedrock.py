@@ -63,6 +63,7 @@ from lexigram.ai.llm.providers._codec_common import (
     invalid_request,
     json_path,
     parse_answer_object,
+    replayable_thinking,
     request_headers,
     stream_error,
     thinking_result,
@@ -108,6 +109,7 @@ __all__ = [
 ]
 
 SIGNING_NAME = "bedrock"  # the service model's ``signingName``
+_FAMILY = "bedrock"  # the ``origin`` of the thinking blocks this codec decodes
 
 _STOP_REASONS = {
     "end_turn": FinishReason.STOP,
@@ -346,13 +348,16 @@ class BedrockCodec:
             elif "reasoningContent" in block:
                 reasoning = block["reasoningContent"] or {}
                 if "redactedContent" in reasoning:
-                    blocks.append(
-                        ThinkingBlock(redacted=True, data=_blob_text(reasoning["redactedContent"]))
-                    )
+                    hidden = _blob_text(reasoning["redactedContent"])
+                    blocks.append(ThinkingBlock(redacted=True, data=hidden, origin=_FAMILY))
                 else:
                     text_block = reasoning.get("reasoningText") or {}
                     blocks.append(
-                        ThinkingBlock(text_block.get("text") or "", text_block.get("signature"))
+                        ThinkingBlock(
+                            text_block.get("text") or "",
+                            text_block.get("signature"),
+                            origin=_FAMILY,
+                        )
                     )
         raw_finish = data.get("stopReason")
         usage = _usage(data.get("usage"))
@@ -538,9 +543,9 @@ def _content_blocks(message: ChatMessage, ctx: CallContext) -> list[dict[str, An
 
 def _assistant_blocks(message: ChatMessage, ctx: CallContext) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    for thought in message.thinking:
+    for thought in replayable_thinking(message.thinking, _FAMILY):
         # Only signed (or redacted) reasoning can be replayed; unsigned text from another
-        # model would be rejected, and is not needed.
+        # model would be rejected, and is not needed. Another family's signatures are gone.
         if thought.redacted and thought.data:
             blocks.append({"reasoningContent": {"redactedContent": thought.data}})
         elif thought.signature:
@@ -715,9 +720,9 @@ class BedrockStreamDecoder:
                 return []
             pieces, signature, data = reasoning
             block = (
-                ThinkingBlock(redacted=True, data=data)
+                ThinkingBlock(redacted=True, data=data, origin=_FAMILY)
                 if data is not None
-                else ThinkingBlock("".join(pieces), signature)
+                else ThinkingBlock("".join(pieces), signature, origin=_FAMILY)
             )
             return [StreamChunk(thinking_block=block)]
         if kind == "messageStop":

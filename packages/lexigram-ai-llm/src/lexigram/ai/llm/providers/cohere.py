@@ -62,6 +62,7 @@ from lexigram.ai.llm.types import (
 )
 
 __all__ = ["CODEC", "PROFILES", "CohereCodec", "CohereStreamDecoder"]
+_FAMILY = "cohere"  # the ``origin`` of the thinking blocks this codec decodes
 
 _FINISH = {
     "COMPLETE": FinishReason.STOP,
@@ -186,11 +187,11 @@ class CohereCodec:
             if not isinstance(item, Mapping):
                 continue
             if item.get("type") == "thinking":
-                blocks.append(ThinkingBlock(item.get("thinking") or ""))
+                blocks.append(ThinkingBlock(item.get("thinking") or "", origin=_FAMILY))
             elif item.get("type") == "text":
                 texts.append(item.get("text") or "")
         if message.get("tool_plan"):
-            blocks.append(ThinkingBlock(message["tool_plan"]))
+            blocks.append(ThinkingBlock(message["tool_plan"], origin=_FAMILY))
         tool_calls = tuple(
             ToolCall(
                 id=call.get("id") or f"call_{i}",
@@ -408,7 +409,7 @@ class CohereStreamDecoder:
         if kind == "content-end":
             if self._block_kinds.get(index) == "thinking":
                 text = "".join(self._thinking.pop(index, ()))
-                return [StreamChunk(thinking_block=ThinkingBlock(text))]
+                return [StreamChunk(thinking_block=ThinkingBlock(text, origin=_FAMILY))]
             return []
         if kind == "tool-plan-delta":
             plan = json_path(payload, "delta", "message", "tool_plan") or ""
@@ -461,7 +462,7 @@ class CohereStreamDecoder:
             return []
         text = "".join(self._plan)
         self._plan = []
-        return [StreamChunk(thinking_block=ThinkingBlock(text))]
+        return [StreamChunk(thinking_block=ThinkingBlock(text, origin=_FAMILY))]
 
     def _end(self, payload: Mapping[str, Any]) -> list[StreamChunk]:
         self._done = True

@@ -20,7 +20,10 @@ What the translation does, beyond renaming fields:
   part closes that run of thought text into one ``ThinkingBlock``; a signature on a
   ``functionCall`` part stays on its ``ToolCall``; a signature on a plain text part becomes a
   ``ThinkingBlock`` with no text, and is sent back on the assistant's text part. The same fold
-  runs for streamed and non-streamed answers, so both give identical blocks.
+  runs for streamed and non-streamed answers, so both give identical blocks. Thinking blocks
+  another wire family made (``ThinkingBlock.origin``) go back without their signatures, and
+  that family's redacted blocks not at all; ``ToolCall.signature`` is Gemini's alone (no
+  other codec sends it).
 - Structured output: ``responseMimeType: application/json`` with ``responseJsonSchema`` (or
   ``responseSchema`` with the ``schema_style: "openapi"`` quirk, which also switches function
   declarations from ``parametersJsonSchema`` to ``parameters``).
@@ -68,6 +71,7 @@ from lexigram.ai.llm.providers._codec_common import (
     mid_stream_error,
     parse_answer,
     parse_event,
+    replayable_thinking,
     request_headers,
     stream_error,
     thinking_result,
@@ -97,6 +101,7 @@ from lexigram.ai.llm.types import (
 __all__ = ["CODEC", "PROFILES", "GeminiCodec", "GeminiStreamDecoder"]
 
 VERTEX_GLOBAL_BASE = "https://aiplatform.googleapis.com"
+_FAMILY = "gemini"  # the ``origin`` of the thinking blocks this codec decodes
 DEFAULT_VERTEX_LOCATION = "us-central1"
 
 _FINISH: dict[str, str | None] = {
@@ -473,7 +478,9 @@ class _PartFold:
                 self._run.append(text)
                 events.append(("thinking", text))
             if signature:
-                events.append(("block", ThinkingBlock("".join(self._run), signature)))
+                events.append(
+                    ("block", ThinkingBlock("".join(self._run), signature, origin=_FAMILY))
+                )
                 self._run = []
             return events
         events.extend(self.close())
@@ -499,13 +506,13 @@ class _PartFold:
         if text:
             events.append(("text", text))
         if signature:
-            events.append(("block", ThinkingBlock("", signature)))
+            events.append(("block", ThinkingBlock("", signature, origin=_FAMILY)))
         return events
 
     def close(self) -> list[tuple[str, Any]]:
         if not self._run:
             return []
-        block = ThinkingBlock("".join(self._run))
+        block = ThinkingBlock("".join(self._run), origin=_FAMILY)
         self._run = []
         return [("block", block)]
 
@@ -671,7 +678,7 @@ def _encode_content(content: str | tuple[ContentPart, ...] | None) -> list[dict[
 def _encode_model_turn(message: ChatMessage) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     loose_signatures: list[str] = []
-    for block in message.thinking:
+    for block in replayable_thinking(message.thinking, _FAMILY):
         if block.redacted:
             continue  # another provider's encrypted reasoning means nothing here
         if block.content:

@@ -55,6 +55,7 @@ from lexigram.ai.llm.types import (
 )
 
 __all__ = ["CODEC", "PROFILES", "OllamaCodec", "OllamaStreamDecoder"]
+_FAMILY = "ollama"  # the ``origin`` of the thinking blocks this codec decodes
 
 # ``done_reason`` values (llm/server.go); ``load``/``unload`` answer an empty message list.
 _FINISH = {
@@ -184,7 +185,9 @@ class OllamaCodec:
             raw_finish_reason=raw_finish,
             tool_calls=tool_calls,
             usage=usage,
-            thinking=thinking_result((ThinkingBlock(reasoning),) if reasoning else (), usage),
+            thinking=thinking_result(
+                (ThinkingBlock(reasoning, origin=_FAMILY),) if reasoning else (), usage
+            ),
         )
 
     def stream_decoder(self, ctx: CallContext) -> OllamaStreamDecoder:

@@ -34,6 +34,7 @@ from lexigram.ai.llm.providers._codec_common import (
     mid_stream_error,
     parse_answer,
     parse_event,
+    replayable_thinking,
     request_headers,
     stream_error,
     thinking_result,
@@ -60,6 +61,8 @@ from lexigram.ai.llm.types import (
 )
 
 __all__ = ["CODEC", "PROFILES", "OpenAICodec", "OpenAIWireCodec"]
+
+_FAMILY = "openai"  # the ``origin`` of the thinking blocks this codec decodes
 
 _FINISH = {
     "stop": FinishReason.STOP,
@@ -282,7 +285,7 @@ class OpenAICodec:
         if details and isinstance(details, list):
             blocks = tuple(_detail_block(d) for d in details if isinstance(d, Mapping))
         else:
-            blocks = (ThinkingBlock(reasoning),) if reasoning else ()
+            blocks = (ThinkingBlock(reasoning, origin=_FAMILY),) if reasoning else ()
         thinking = thinking_result(blocks, usage)
         return Completion(
             content=content,
@@ -436,16 +439,18 @@ def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[st
     elif role is Role.TOOL:
         out["tool_call_id"] = message.tool_call_id
     if role is Role.ASSISTANT and message.thinking:
+        # Another family's signatures and encrypted entries are not this host's to check.
+        thinking = replayable_thinking(message.thinking, _FAMILY)
         replay = options.get("reasoning_replay")
         if replay == "reasoning_content":
             # DeepSeek (thinking mode) and Kimi want the reasoning of a tool-calling turn back.
-            reasoning = "".join(b.content for b in message.thinking if not b.redacted)
+            reasoning = "".join(b.content for b in thinking if not b.redacted)
             if reasoning:
                 out["reasoning_content"] = reasoning
         elif replay == "reasoning_details":
             details = [
                 orjson.Fragment(b.data)
-                for b in message.thinking
+                for b in thinking
                 if b.data and b.data.startswith(_DETAIL_PREFIX)
             ]
             if details:
@@ -465,6 +470,7 @@ def _detail_block(detail: Mapping[str, Any]) -> ThinkingBlock:
         # ``type`` first (a block is told apart as an entry by its prefix), then the other
         # fields in sorted order, so a streamed entry is kept exactly as the whole one.
         data=orjson.dumps({"type": detail.get("type"), **dict(sorted(detail.items()))}).decode(),
+        origin=_FAMILY,
     )
 
 
