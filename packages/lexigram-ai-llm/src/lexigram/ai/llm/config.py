@@ -24,9 +24,9 @@ __all__ = ["ClientConfig", "ThinkingConfig", "url_from_env"]
 class ClientConfig(SectionSettings):
     """Settings for one LLM client.
 
-    ``provider`` is any registered provider name (``None``: the first provider whose key is in
-    the environment, else the embedded ``local`` model). ``model`` may be written
-    ``"provider/model"``.
+    ``provider`` is any registered provider name (``None``: ``openai`` when ``api_key`` is set,
+    else the first provider whose key is in the environment, else the embedded ``local``
+    model). ``model`` may be written ``"provider/model"``.
     """
 
     __section__: ClassVar[str] = "ai_llm"
