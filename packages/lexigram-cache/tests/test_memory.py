@@ -15,23 +15,28 @@ async def test_least_recently_used_entry_is_evicted_first() -> None:
 
 
 async def test_total_bytes_are_bounded() -> None:
-    cache = MemoryCacheBackend(max_bytes=100)
+    size = MemoryCacheBackend.entry_size
+    entry = size("a", b"x" * 40)  # key, value and bookkeeping
+    assert entry > 40 + 1
+    cache = MemoryCacheBackend(max_bytes=2 * entry + entry // 2)
     await cache.set("a", b"x" * 40)
     await cache.set("b", b"x" * 40)
     await cache.set("c", b"x" * 40)
     assert not await cache.exists("a")
-    assert cache.stats.total_bytes == 80
+    assert cache.stats.total_bytes == 2 * entry
     await cache.set("b", b"x" * 10)  # replacing frees the old value's bytes
-    assert cache.stats.total_bytes == 50
+    assert cache.stats.total_bytes == entry + size("b", b"x" * 10)
+    assert cache.stats.total_bytes <= cache.max_bytes
 
 
 async def test_a_value_larger_than_the_cache_is_not_stored() -> None:
-    cache = MemoryCacheBackend(max_bytes=10)
+    cache = MemoryCacheBackend(max_bytes=MemoryCacheBackend.entry_size("small", b"x" * 10))
     await cache.set("small", b"12345")
+    assert await cache.exists("small")
     await cache.set("small", b"x" * 11)
     assert not await cache.exists("small")
     assert cache.stats.total_bytes == 0
-    assert not await cache.set_if_absent("big", b"x" * 11)
+    assert not await cache.set_if_absent("small", b"x" * 11)
 
 
 async def test_entries_expire_per_key(clock: FakeClock) -> None:
@@ -73,7 +78,8 @@ async def test_stats_count_hits_misses_and_evictions() -> None:
     await cache.get("a")
     await cache.get("zzz")
     await cache.set("b", b"345")
-    assert cache.stats == CacheStats(hits=2, misses=1, evictions=1, entries=1, total_bytes=3)
+    total = MemoryCacheBackend.entry_size("b", b"345")
+    assert cache.stats == CacheStats(hits=2, misses=1, evictions=1, entries=1, total_bytes=total)
 
 
 async def test_close_drops_everything() -> None:
