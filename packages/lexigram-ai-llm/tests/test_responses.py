@@ -361,6 +361,41 @@ async def test_tool_loop_replays_reasoning_items_unchanged(
     ]
 
 
+async def test_reasoning_items_do_not_travel_to_another_wire(
+    server: ResponsesServer, client: AbstractLLMClient
+) -> None:
+    from harness.anthropic_server import AnthropicServer
+
+    server.script(Reply(text="Paris.", thinking="Capital of France."))
+    completion = (await client.complete([{"role": "user", "content": "Capital?"}])).unwrap()
+    assert completion.thinking is not None
+    assert [b.origin for b in completion.thinking.blocks] == ["responses"]
+    history = [
+        {"role": "user", "content": "Capital?"},
+        completion.to_message(),
+        {"role": "user", "content": "And of Spain?"},
+    ]
+    anthropic = AnthropicServer()
+    await anthropic.start()
+    other = create_llm_client(
+        ClientConfig(
+            provider="anthropic",
+            model="claude-sonnet-4-5",
+            api_base=anthropic.url,
+            api_key=SecretStr(SECRET),
+            max_retries=0,
+        )
+    )
+    try:
+        assert (await other.complete(history)).is_ok()
+    finally:
+        await other.close()
+        await anthropic.stop()
+    sent = anthropic.requests[-1].body
+    assert DEFAULT_ENCRYPTED.encode() not in sent  # OpenAI's encrypted reasoning stays home
+    assert b'"type":"reasoning"' not in sent
+
+
 async def test_stream_folds_exactly_like_complete(
     server: ResponsesServer, client: AbstractLLMClient
 ) -> None:

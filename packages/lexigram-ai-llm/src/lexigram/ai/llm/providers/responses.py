@@ -12,7 +12,8 @@ provider also routes the models that exist only here (the model table's ``"wire"
 - Reasoning items come back as ``ThinkingBlock`` values: the summary text as ``content``,
   ``encrypted_content`` as ``signature``, and the whole item (compact JSON) as ``data``.
   An assistant message's blocks are sent back as those exact bytes, before its text and tool
-  calls, so a tool loop replays reasoning unchanged. ``store`` is ``false`` unless the call
+  calls, so a tool loop replays reasoning unchanged; blocks from another wire (``origin``)
+  are not reasoning items and stay out. ``store`` is ``false`` unless the call
   (``store=True``) or the config's ``extra`` says otherwise, and reasoning models are then
   asked for ``include: ["reasoning.encrypted_content"]`` so the reasoning survives without
   server-side state. ``previous_response_id=...`` as a call keyword goes into the body as is
@@ -48,6 +49,7 @@ from lexigram.ai.llm.providers._codec_common import (
     mid_stream_error,
     parse_answer_object,
     parse_event,
+    replayable_thinking,
     request_headers,
     stream_error,
     thinking_result,
@@ -78,6 +80,8 @@ __all__ = ["CODEC", "PROFILES", "ResponsesCodec", "ResponsesStreamDecoder"]
 #: Model-name prefixes of reasoning models: they take no ``temperature``/``top_p`` and can
 #: return encrypted reasoning. Overridable per profile or client (``reasoning_models``).
 REASONING_MODELS = ("o1", "o3", "o4", "gpt-5", "codex")
+
+_FAMILY = "responses"  # the ``origin`` of the thinking blocks this codec decodes
 
 #: What a Responses call keeps for itself from ``request.extra``.
 _RESERVED_EXTRA = EXTRA_BODY_AND_HEADERS | {"store", "include"}
@@ -234,7 +238,7 @@ def _encode_input(
         elif role is Role.USER:
             items.append({"role": "user", "content": _encode_content(message)})
         elif role is Role.ASSISTANT:
-            for block in message.thinking:
+            for block in replayable_thinking(message.thinking, _FAMILY):
                 item = _reasoning_item(block)
                 if item is not None:
                     items.append(item)
@@ -411,6 +415,7 @@ def _reasoning_block(item: Mapping[str, Any]) -> ThinkingBlock:
         content="\n\n".join(texts),
         signature=item.get("encrypted_content"),
         data=orjson.dumps(item).decode(),
+        origin=_FAMILY,
     )
 
 
