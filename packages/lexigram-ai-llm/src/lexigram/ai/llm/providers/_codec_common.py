@@ -8,7 +8,7 @@ codec and comes in here as an argument.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -20,13 +20,21 @@ from lexigram.ai.llm.exceptions import (
     TokenLimitError,
 )
 from lexigram.ai.llm.providers.base import CallContext
-from lexigram.ai.llm.types import ThinkingBlock, ThinkingResult, Usage
+from lexigram.ai.llm.types import (
+    ChatRequest,
+    DocumentPart,
+    ThinkingBlock,
+    ThinkingResult,
+    Usage,
+)
 
 __all__ = [
     "COMPATIBLE_SERVER_ERROR_TYPES",
     "EXTRA_BODY_AND_HEADERS",
     "SHAPE_ERRORS",
     "apply_extra_body",
+    "check_documents",
+    "document_text",
     "error_document",
     "error_message",
     "error_payload",
@@ -123,6 +131,40 @@ def apply_extra_body(
     for key, value in extra.items():
         if key not in reserved:
             body.setdefault(renames.get(key, key) if renames else key, value)
+
+
+def check_documents(
+    request: ChatRequest, ctx: CallContext, problem: Callable[[DocumentPart], str | None]
+) -> None:
+    """Refuse, before anything is encoded, a document part the family cannot send: an
+    ``InvalidRequestError`` naming the part (``messages[1].content[0]``) and ``problem``'s
+    reason, rather than a document sent as something else or silently left out."""
+    for i, message in enumerate(request.messages):
+        content = message.content
+        if content is None or isinstance(content, str):
+            continue
+        for j, part in enumerate(content):
+            if isinstance(part, DocumentPart):
+                reason = problem(part)
+                if reason is not None:
+                    where = f"messages[{i}].content[{j}]"
+                    raise InvalidRequestError(
+                        f"{where}: {reason}",
+                        provider=ctx.provider,
+                        model=ctx.model,
+                        code="unsupported_document",
+                        details={"field": where, "media_type": part.media_type},
+                    )
+
+
+def document_text(part: DocumentPart) -> str | None:
+    """A document's bytes as text, or ``None`` when it has none or they are not UTF-8."""
+    if part.data is None:
+        return None
+    try:
+        return part.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def request_headers(extra: Mapping[str, Any], *, accept: str | None = None) -> dict[str, str]:

@@ -69,6 +69,8 @@ from lexigram.ai.llm.providers._codec_common import (
     COMPATIBLE_SERVER_ERROR_TYPES,
     SHAPE_ERRORS,
     apply_extra_body,
+    check_documents,
+    document_text,
     error_document,
     error_payload,
     invalid_request,
@@ -87,6 +89,7 @@ from lexigram.ai.llm.types import (
     ChatRequest,
     Completion,
     ContentPart,
+    DocumentPart,
     FinishReason,
     FunctionCall,
     ImageDataPart,
@@ -177,6 +180,7 @@ class AnthropicCodec:
     def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
         """The ``POST /v1/messages`` request."""
         options = ctx.options
+        check_documents(request, ctx, _document_problem)
         system, messages = _encode_messages(request.messages)
         body: dict[str, Any] = {"model": request.model}
         thinking = request.thinking
@@ -451,7 +455,7 @@ def _encode_part(part: ContentPart) -> dict[str, Any] | None:
                 "source": {"type": "base64", "media_type": media_type, "data": data},
             }
         return {"type": "image", "source": {"type": "url", "url": part.url}}
-    # DocumentPart
+    # DocumentPart, already checked by ``_document_problem``
     document: dict[str, Any]
     if part.data is not None and part.media_type == "application/pdf":
         document = {
@@ -459,21 +463,41 @@ def _encode_part(part: ContentPart) -> dict[str, Any] | None:
             "source": {"type": "base64", "media_type": part.media_type, "data": part.base64},
         }
     elif part.data is not None:
+        text = document_text(part) or ""
         document = {
             "type": "document",
-            "source": {
-                "type": "text",
-                "media_type": "text/plain",
-                "data": part.data.decode("utf-8", "replace"),
-            },
+            "source": {"type": "text", "media_type": "text/plain", "data": text},
         }
-    elif part.url:
-        document = {"type": "document", "source": {"type": "url", "url": part.url}}
     else:
-        return None
+        document = {"type": "document", "source": {"type": "url", "url": part.url}}
     if part.name:
         document["title"] = part.name
     return document
+
+
+def _document_problem(part: DocumentPart) -> str | None:
+    """Why the Messages API cannot take ``part``, or ``None``: PDFs go as base64 or by URL,
+    text (``text/*``, UTF-8) as a plain-text source; nothing else is a document there."""
+    pdf = part.media_type == "application/pdf"
+    if part.data is not None:
+        if pdf:
+            return None
+        if part.media_type.startswith("text/"):
+            if document_text(part) is None:
+                return f"the {part.media_type} document is not UTF-8 text"
+            return None
+        return (
+            f"Anthropic takes PDF and plain-text documents, not {part.media_type} (send images "
+            "as image parts, convert other files to PDF or text)"
+        )
+    if part.url:
+        if pdf:
+            return None
+        return (
+            f"Anthropic fetches only PDF documents by URL, not {part.media_type}; send the "
+            "document's bytes instead"
+        )
+    return "a document part needs data or a url"
 
 
 def _encode_content(content: str | tuple[ContentPart, ...] | None) -> list[dict[str, Any]]:

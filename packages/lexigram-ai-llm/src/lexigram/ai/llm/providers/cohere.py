@@ -31,6 +31,8 @@ from lexigram.ai.llm.exceptions import (
 from lexigram.ai.llm.providers._codec_common import (
     SHAPE_ERRORS,
     apply_extra_body,
+    check_documents,
+    document_text,
     error_document,
     error_message,
     invalid_request,
@@ -106,6 +108,7 @@ class CohereCodec:
 
     def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
         """The ``POST /v2/chat`` request."""
+        check_documents(request, ctx, _document_problem)
         documents: list[Any] = []
         body: dict[str, Any] = {
             "model": request.model,
@@ -268,15 +271,23 @@ def _encode_tool(tool: ToolDefinition) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
+def _document_problem(part: DocumentPart) -> str | None:
+    """Why Cohere cannot take ``part``, or ``None``: its documents are UTF-8 text."""
+    if part.data is None:
+        return "Cohere documents are text: send the document's text as bytes, not a URL"
+    if not part.media_type.startswith(_TEXT_DOCUMENT_TYPES):
+        return (
+            f"Cohere documents are text: send text/* or application/json bytes, not "
+            f"{part.media_type} (extract the text first)"
+        )
+    if document_text(part) is None:
+        return f"the {part.media_type} document is not UTF-8 text"
+    return None
+
+
 def _document(part: DocumentPart, ctx: CallContext) -> dict[str, Any]:
     """A document part as a Cohere document: text with a title."""
-    if part.data is None or not part.media_type.startswith(_TEXT_DOCUMENT_TYPES):
-        raise invalid_request(
-            f"Cohere documents are text: send text/* or application/json bytes, not "
-            f"{part.media_type if part.data is not None else 'a URL'} (extract the text first)",
-            ctx,
-        )
-    data: dict[str, Any] = {"text": part.data.decode("utf-8", "replace")}
+    data: dict[str, Any] = {"text": document_text(part) or ""}  # see _document_problem
     if part.name:
         data["title"] = part.name
     return {"data": data}

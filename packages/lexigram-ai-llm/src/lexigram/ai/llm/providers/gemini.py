@@ -65,6 +65,7 @@ from lexigram.ai.llm.providers._codec_common import (
     EXTRA_BODY_AND_HEADERS,
     SHAPE_ERRORS,
     apply_extra_body,
+    check_documents,
     error_document,
     error_payload,
     invalid_request,
@@ -190,6 +191,7 @@ class GeminiCodec:
         """The ``POST …:generateContent`` (or ``:streamGenerateContent?alt=sse``) request."""
         options = ctx.options
         openapi = options.get("schema_style") == "openapi"
+        check_documents(request, ctx, _document_problem)
         system, contents = _encode_messages(request.messages, ctx)
         body: dict[str, Any] = {"contents": contents}
         if system:
@@ -658,12 +660,18 @@ def _encode_part(part: ContentPart) -> dict[str, Any] | None:
             mime = header[5:].split(";", 1)[0] or "image/png"
             return {"inlineData": {"mimeType": mime, "data": data}}
         return {"fileData": {"mimeType": _mime_type(part.url, "image/jpeg"), "fileUri": part.url}}
-    assert isinstance(part, DocumentPart)
+    assert isinstance(part, DocumentPart)  # checked by _document_problem
     if part.data is not None:
         return {"inlineData": {"mimeType": part.media_type, "data": part.base64}}
-    if part.url:
-        return {"fileData": {"mimeType": part.media_type, "fileUri": part.url}}
-    return None
+    return {"fileData": {"mimeType": part.media_type, "fileUri": part.url}}
+
+
+def _document_problem(part: DocumentPart) -> str | None:
+    """Why Gemini cannot take ``part``, or ``None``: bytes go inline (``inlineData``), a URL
+    as ``fileData`` (a Files API or ``gs://`` URI), with the part's media type either way."""
+    if part.data is not None or part.url:
+        return None
+    return "a document part needs data or a url"
 
 
 def _encode_content(content: str | tuple[ContentPart, ...] | None) -> list[dict[str, Any]]:

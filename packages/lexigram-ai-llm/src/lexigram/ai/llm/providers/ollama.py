@@ -25,6 +25,7 @@ from lexigram.ai.llm.exceptions import (
 from lexigram.ai.llm.providers._codec_common import (
     SHAPE_ERRORS,
     apply_extra_body,
+    check_documents,
     error_document,
     error_message,
     invalid_request,
@@ -94,6 +95,7 @@ class OllamaCodec:
     def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
         """The ``POST /api/chat`` request (``stream`` is always explicit: Ollama streams by
         default)."""
+        check_documents(request, ctx, _document_problem)
         config = ctx.options
         body: dict[str, Any] = {
             "model": request.model,
@@ -299,12 +301,12 @@ def _encode_content(message: ChatMessage, ctx: CallContext) -> tuple[str, list[s
             texts.append(part.text)
         elif isinstance(part, ImageDataPart | ImageURLPart):
             images.append(_image_base64(part, ctx))
-        elif isinstance(part, DocumentPart):
-            raise invalid_request(
-                "Ollama's chat API takes no documents; extract the text and send it as a message",
-                ctx,
-            )
     return "".join(texts), images
+
+
+def _document_problem(part: DocumentPart) -> str:
+    """Ollama's chat API has no document parts at all."""
+    return "Ollama's chat API takes no documents; extract the text and send it as a message"
 
 
 def _encode_arguments(call: ToolCall, ctx: CallContext) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from lexigram.ai.llm.providers._codec_common import (
     COMPATIBLE_SERVER_ERROR_TYPES,
     SHAPE_ERRORS,
     apply_extra_body,
+    check_documents,
     error_document,
     error_payload,
     invalid_request,
@@ -165,6 +166,7 @@ class OpenAICodec:
     def encode(self, request: ChatRequest, ctx: CallContext, *, stream: bool) -> HTTPRequest:
         """The ``POST /chat/completions`` request."""
         options = ctx.options
+        check_documents(request, ctx, _document_problem)
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [_encode_message(m, options) for m in request.messages],
@@ -403,20 +405,37 @@ def _encode_content(message: ChatMessage) -> Any:
             parts.append({"type": "image_url", "image_url": spec})
         elif isinstance(part, ImageDataPart):
             parts.append({"type": "image_url", "image_url": {"url": part.data_url}})
-        elif isinstance(part, DocumentPart):
-            if part.data is not None:
-                parts.append(
-                    {
-                        "type": "file",
-                        "file": {
-                            "filename": part.name or "document.pdf",
-                            "file_data": f"data:{part.media_type};base64,{part.base64}",
-                        },
-                    }
-                )
-            elif part.url:
-                parts.append({"type": "text", "text": part.url})
+        elif isinstance(part, DocumentPart):  # inline bytes: checked by _document_problem
+            parts.append(
+                {
+                    "type": "file",
+                    "file": {
+                        "filename": part.name or _document_filename(part.media_type),
+                        "file_data": f"data:{part.media_type};base64,{part.base64}",
+                    },
+                }
+            )
     return parts
+
+
+def _document_problem(part: DocumentPart) -> str | None:
+    """Why Chat Completions cannot take ``part``, or ``None``: its ``file`` parts carry a
+    document's bytes (``file_data``); there is no way to give one by URL."""
+    if part.data is not None:
+        return None
+    if part.url:
+        return (
+            "Chat Completions takes documents inline, not by URL: download the document and "
+            "send its bytes (DocumentPart(data=...))"
+        )
+    return "a document part needs data or a url"
+
+
+def _document_filename(media_type: str) -> str:
+    """A file name for a document given none; the API reads the type from its extension."""
+    import mimetypes  # only for documents without a name
+
+    return "document" + (mimetypes.guess_extension(media_type) or ".pdf")
 
 
 def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[str, Any]:
