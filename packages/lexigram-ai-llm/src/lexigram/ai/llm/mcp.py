@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -106,7 +108,9 @@ class MCPTools:
             params = stdio.StdioServerParameters(
                 command=program, args=argv, env=dict(env) if env is not None else None, cwd=cwd
             )
-            connection: AbstractAsyncContextManager[Any] = stdio.stdio_client(params)
+            connection: AbstractAsyncContextManager[Any] = stdio.stdio_client(
+                params, errlog=_server_errlog()
+            )
             return connection
 
         # Only the program in messages and reprs: arguments may carry a token.
@@ -218,6 +222,19 @@ class MCPTools:
         if _field(result, "is_error", "isError"):
             raise ToolError(text or f"{name} failed")
         return text
+
+
+def _server_errlog() -> Any:
+    """Where a stdio server's stderr goes: ours, when it is a real file (the subprocess needs
+    a file descriptor; a captured or replaced ``sys.stderr`` may have none)."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.fileno()
+                return stream
+        except (AttributeError, OSError, ValueError):
+            continue
+    return subprocess.DEVNULL
 
 
 def _public_url(url: str) -> str:

@@ -20,9 +20,11 @@ model can correct itself from; ``max_tool_errors`` failures in a row stop the lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 import typing
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -234,8 +236,25 @@ def _as_tools(item: Any) -> list[Tool]:
     if source is not None and not callable(item):
         return _as_tool_list(source)
     if callable(item) and not isinstance(item, type):
-        return [Tool.from_function(item)]
+        return [_function_tool(item)]
     raise TypeError(f"cannot run {type(item).__name__} as a tool; pass a function or a Tool")
+
+
+# A function's Tool (schema and pydantic model) is built once: building costs far more than
+# a loopback model call. Weak keys: a function that goes away takes its Tool with it.
+_FUNCTION_TOOLS: weakref.WeakKeyDictionary[Callable[..., Any], Tool] = weakref.WeakKeyDictionary()
+
+
+def _function_tool(fn: Callable[..., Any]) -> Tool:
+    try:
+        tool = _FUNCTION_TOOLS.get(fn)
+    except TypeError:  # not weak-referenceable or not hashable: build it every time
+        return Tool.from_function(fn)
+    if tool is None:
+        tool = Tool.from_function(fn)
+        with contextlib.suppress(TypeError):
+            _FUNCTION_TOOLS[fn] = tool
+    return tool
 
 
 def _as_tool_list(source: Iterable[Any]) -> list[Tool]:
