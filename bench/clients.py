@@ -38,8 +38,8 @@ class Adapter:
     id: str = ""
     #: Column title in the tables.
     title: str = ""
-    #: ``openai`` or ``anthropic``: which fake route it talks to, and which raw baseline it is
-    #: compared with.
+    #: ``openai``, ``anthropic`` or ``responses``: which fake route it talks to, and which raw
+    #: baseline it is compared with.
     wire: str = "openai"
     #: Modules that must be importable for this adapter to run.
     requires: tuple[str, ...] = ()
@@ -481,6 +481,130 @@ class LiteLLM(Adapter):
                 await result
 
 
+# -- the OpenAI Responses wire ---------------------------------------------------------------
+
+
+class LexigramResponses(Lexigram):
+    """Our client on the OpenAI Responses wire (provider ``openai_responses``)."""
+
+    id = "lexigram-responses"
+    wire = "responses"
+    provider = "openai_responses"
+    requires = ("lexigram.ai.llm", "lexigram.ai.llm.providers.responses")
+
+
+class RawAiohttpResponses(RawAiohttp):
+    """The floor on the Responses wire."""
+
+    id = "aiohttp-responses"
+    wire = "responses"
+
+    async def start(self) -> None:
+        await super().start()
+        self.url = self.base_url + "/v1/responses"
+
+    def _body(self, model: str, stream: bool) -> bytes:
+        body: dict[str, Any] = {
+            "model": model,
+            "instructions": _SYSTEM,
+            "input": _USER_ONLY,
+            "max_output_tokens": _MAX_TOKENS,
+            "store": False,
+        }
+        if stream:
+            body["stream"] = True
+        return self._dumps(body)
+
+    async def complete(self) -> str:
+        async with self.session.post(
+            self.url, data=self._body(self.model, False), headers=self.headers
+        ) as response:
+            data = self._loads(await response.read())
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+        return "".join(
+            part["text"]
+            for item in data["output"]
+            if item["type"] == "message"
+            for part in item["content"]
+            if part["type"] == "output_text"
+        )
+
+    @staticmethod
+    def _piece(event: Any) -> str | None:
+        if event.get("type") == "response.output_text.delta":
+            delta: str = event["delta"]
+            return delta
+        return None
+
+    async def stream_text(self, on_first: Callable[[], None]) -> str:
+        pieces: list[str] = []
+        loads = self._loads
+        async with self.session.post(
+            self.url, data=self._body(self.model, True), headers=self.headers
+        ) as response:
+            async for line in response.content:
+                if not line.startswith(b"data: "):
+                    continue
+                event = loads(line[6:])
+                piece = self._piece(event)
+                if piece:
+                    if not pieces:
+                        on_first()
+                    pieces.append(piece)
+                elif event.get("type") == "response.completed":
+                    break
+        return "".join(pieces)
+
+
+class OpenAISDKResponses(OpenAISDK):
+    """``openai.AsyncOpenAI().responses.create`` with its defaults."""
+
+    id = "openai-sdk-responses"
+    wire = "responses"
+
+    async def complete(self) -> str:
+        response = await self.client.responses.create(
+            model=self.model,
+            instructions=_SYSTEM,
+            input=_USER_ONLY,
+            max_output_tokens=_MAX_TOKENS,
+            store=False,
+        )
+        text: str = response.output_text
+        return text
+
+    async def _events(self, model: str) -> Any:
+        return await self.client.responses.create(
+            model=model,
+            instructions=_SYSTEM,
+            input=_USER_ONLY,
+            max_output_tokens=_MAX_TOKENS,
+            store=False,
+            stream=True,
+        )
+
+    async def stream_text(self, on_first: Callable[[], None]) -> str:
+        pieces: list[str] = []
+        async for event in await self._events(self.model):
+            if event.type == "response.output_text.delta" and event.delta:
+                if not pieces:
+                    on_first()
+                pieces.append(event.delta)
+        return "".join(pieces)
+
+    async def stream_hold(self, opened: Callable[[], None], release: asyncio.Event) -> None:
+        stream = await self._events(HOLD_MODEL)
+        try:
+            async for event in stream:
+                if event.type == "response.output_text.delta" and event.delta:
+                    break
+            opened()
+            await release.wait()
+        finally:
+            await stream.close()
+
+
 #: Every adapter, in table column order.
 ADAPTERS: tuple[type[Adapter], ...] = (
     Lexigram,
@@ -490,6 +614,9 @@ ADAPTERS: tuple[type[Adapter], ...] = (
     LexigramAnthropic,
     RawAiohttpAnthropic,
     AnthropicSDK,
+    LexigramResponses,
+    RawAiohttpResponses,
+    OpenAISDKResponses,
 )
 
 

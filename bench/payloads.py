@@ -2,7 +2,8 @@
 
 Shapes follow the providers' API references: OpenAI ``chat.completion`` and
 ``chat.completion.chunk`` events ending in ``data: [DONE]``; Anthropic ``message`` and the
-``message_start`` ... ``message_stop`` event sequence. The official SDKs, which parse every one
+``message_start`` ... ``message_stop`` event sequence; an OpenAI Responses ``response`` and its
+``response.created`` ... ``response.completed`` events. The official SDKs, which parse every one
 of them during a run, are the check that the shapes are right.
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "WirePayloads",
     "anthropic_payloads",
     "openai_payloads",
+    "responses_payloads",
 ]
 
 #: Real model names, so that every client takes the path a user's call takes (our client looks
@@ -229,4 +231,76 @@ def anthropic_payloads(model: str = ANTHROPIC_ANSWER_MODEL) -> WirePayloads:
             ),
             _sse({"type": "message_stop"}, "message_stop"),
         ),
+    )
+
+
+def responses_payloads(model: str = OPENAI_ANSWER_MODEL) -> WirePayloads:
+    """Responses API: a ``response`` object and its stream (``sequence_number`` in order)."""
+    rid = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"
+    mid = "msg_67ccd3acc8d48190a77525dc6de64b4104becb25c95c0"
+    usage = {
+        "input_tokens": PROMPT_TOKENS,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": COMPLETION_TOKENS,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+    }
+    part = {"type": "output_text", "text": ANSWER_TEXT, "annotations": [], "logprobs": []}
+    item = {"type": "message", "id": mid, "status": "completed", "role": "assistant"}
+
+    def response(status: str) -> dict[str, object]:
+        done = status == "completed"
+        return {
+            "id": rid,
+            "object": "response",
+            "created_at": 1741476542,
+            "status": status,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": None,
+            "max_output_tokens": None,
+            "model": model,
+            "output": [{**item, "content": [part]}] if done else [],
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None},
+            "store": False,
+            "temperature": 1.0,
+            "text": {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": usage if done else None,
+            "metadata": {},
+        }
+
+    sequence = iter(range(1_000))
+
+    def event(kind: str, **fields: object) -> bytes:
+        return _sse({"type": kind, "sequence_number": next(sequence), **fields}, kind)
+
+    at = {"item_id": mid, "output_index": 0, "content_index": 0}
+    head = (
+        event("response.created", response=response("in_progress")),
+        event("response.in_progress", response=response("in_progress")),
+        event(
+            "response.output_item.added",
+            output_index=0,
+            item={**item, "status": "in_progress", "content": []},
+        ),
+        event("response.content_part.added", part={**part, "text": ""}, **at),
+    )
+    deltas = tuple(
+        event("response.output_text.delta", delta=piece, logprobs=[], **at)
+        for piece in ANSWER_PIECES
+    )
+    tail = (
+        event("response.output_text.done", text=ANSWER_TEXT, logprobs=[], **at),
+        event("response.content_part.done", part=part, **at),
+        event("response.output_item.done", output_index=0, item={**item, "content": [part]}),
+        event("response.completed", response=response("completed")),
+    )
+    return WirePayloads(
+        body=orjson.dumps(response("completed")), head=head, deltas=deltas, tail=tail
     )

@@ -199,6 +199,54 @@ async def main():
 
 asyncio.run(main())
 """
+    if adapter_id == "lexigram-responses":
+        return f"""\
+import asyncio
+from lexigram.ai.llm import ClientConfig, create_llm_client
+
+async def main():
+    llm = create_llm_client(ClientConfig(
+        provider="openai_responses", model={model!r}, api_key={key!r},
+        api_base={base_url + "/v1"!r}, max_tokens=1024))
+    result = await llm.complete({PROMPT!r})
+    print(result.unwrap().content, flush=True)
+    await llm.close()
+
+asyncio.run(main())
+"""
+    if adapter_id == "aiohttp-responses":
+        return f"""\
+import asyncio
+import aiohttp, orjson
+
+async def main():
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            {base_url + "/v1/responses"!r},
+            data=orjson.dumps({{"model": {model!r}, "instructions": {system!r},
+                               "input": {user!r}, "max_output_tokens": 1024, "store": False}}),
+            headers={{"Authorization": "Bearer {key}", "Content-Type": "application/json"}},
+        ) as response:
+            data = orjson.loads(await response.read())
+        print(data["output"][0]["content"][0]["text"], flush=True)
+
+asyncio.run(main())
+"""
+    if adapter_id == "openai-sdk-responses":
+        return f"""\
+import asyncio
+import openai
+
+async def main():
+    client = openai.AsyncOpenAI(api_key={key!r}, base_url={base_url + "/v1"!r})
+    response = await client.responses.create(
+        model={model!r}, instructions={system!r}, input={user!r}, max_output_tokens=1024,
+        store=False)
+    print(response.output_text, flush=True)
+    await client.close()
+
+asyncio.run(main())
+"""
     if adapter_id == "openai-sdk":
         return f"""\
 import asyncio

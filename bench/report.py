@@ -11,7 +11,10 @@ if TYPE_CHECKING:
 __all__ = ["BASELINE", "BUDGETS", "render"]
 
 #: The raw baseline each wire is compared with.
-BASELINE = {"openai": "aiohttp", "anthropic": "aiohttp-anthropic"}
+BASELINE = {"openai": "aiohttp", "anthropic": "aiohttp-anthropic", "responses": "aiohttp-responses"}
+
+#: Our client on each wire.
+OURS = {"openai": "lexigram", "anthropic": "lexigram-anthropic", "responses": "lexigram-responses"}
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,13 @@ def _figures(results: Results) -> list[Figure]:
 
 
 def _library(adapter_id: str) -> str:
-    return {"lexigram-anthropic": "lexigram", "aiohttp-anthropic": "aiohttp"}.get(
-        adapter_id, adapter_id
-    )
+    return {
+        "lexigram-anthropic": "lexigram",
+        "aiohttp-anthropic": "aiohttp",
+        "lexigram-responses": "lexigram",
+        "aiohttp-responses": "aiohttp",
+        "openai-sdk-responses": "openai-sdk",
+    }.get(adapter_id, adapter_id)
 
 
 def _number(value: float) -> str:
@@ -119,6 +126,9 @@ BUDGETS = (
     Budget("non-streamed CPU per request (Anthropic)", "≤ 1.5×", "seq_cpu_ms", "anthropic", 1.5),
     Budget("throughput at 100 in flight (Anthropic)", "≥ 0.7×", "rps_100", "anthropic", 0.7, True),
     Budget("CPU per stream chunk (Anthropic)", "≤ 1.5×", "chunk_cpu_us", "anthropic", 1.5),
+    Budget("non-streamed CPU per request (Responses)", "≤ 1.5×", "seq_cpu_ms", "responses", 1.5),
+    Budget("throughput at 100 in flight (Responses)", "≥ 0.7×", "rps_100", "responses", 0.7, True),
+    Budget("CPU per stream chunk (Responses)", "≤ 1.5×", "chunk_cpu_us", "responses", 1.5),
     Budget("`import lexigram.ai.llm` time", "≤ 100 ms", "import_ms", None, 100, unit="ms"),
     Budget(
         "`import lexigram.ai.llm` resident memory", "≤ 45 MB", "import_rss_mb", None, 45, unit="MB"
@@ -131,7 +141,7 @@ BUDGETS = (
 def _budget_rows(results: Results) -> list[str]:
     lines = ["| budget | limit | measured | verdict |", "|---|---|---:|---|"]
     for budget in BUDGETS:
-        ours = "lexigram-anthropic" if budget.wire == "anthropic" else "lexigram"
+        ours = OURS[budget.wire] if budget.wire is not None else "lexigram"
         value = results.median(budget.figure, ours)
         if value is None:
             continue
@@ -205,6 +215,7 @@ def render(results: Results) -> str:
     for wire, title in (
         ("openai", "OpenAI Chat Completions wire"),
         ("anthropic", "Anthropic Messages wire"),
+        ("responses", "OpenAI Responses wire"),
     ):
         table = _wire_table(results, wire)
         if table:

@@ -41,7 +41,7 @@ __all__ = ["FULL", "QUICK", "Plan", "Results", "main", "run"]
 RESULTS = probes.ROOT / "bench" / "results"
 
 #: The raw clients every ratio is computed against; the run stops if one of them fails.
-BASELINES = frozenset({"aiohttp", "aiohttp-anthropic"})
+BASELINES = frozenset({"aiohttp", "aiohttp-anthropic", "aiohttp-responses"})
 
 
 @dataclass(frozen=True)
@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--clients",
         help="comma-separated adapter ids (default: every one installed): lexigram, aiohttp, "
-        "openai-sdk, litellm, lexigram-anthropic, aiohttp-anthropic, anthropic-sdk",
+        "openai-sdk, litellm, lexigram-anthropic, aiohttp-anthropic, anthropic-sdk, "
+        "lexigram-responses, aiohttp-responses, openai-sdk-responses",
     )
     parser.add_argument("--latency-ms", type=float, help="server delay before each answer")
     parser.add_argument(

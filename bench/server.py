@@ -4,7 +4,8 @@ Run in its own process (``python -m bench.server``) so that its CPU never counts
 client's. It speaks just enough HTTP/1.1 for the clients under test: keep-alive,
 ``Content-Length`` request bodies, ``Connection: close``, and chunked responses for streams.
 
-Routes: ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic). The JSON
+Routes: ``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic) and
+``POST /v1/responses`` (OpenAI Responses). The JSON
 body's ``stream`` flag picks a stream; its ``model`` picks a behaviour: ``bench-hold`` sends the
 first content chunk and then holds the stream open until the client goes away (bounded by
 ``--hold-max``), for the memory-per-open-stream figure.
@@ -28,12 +29,19 @@ import threading
 
 import orjson
 
-from bench.payloads import HOLD_MODEL, WirePayloads, anthropic_payloads, openai_payloads
+from bench.payloads import (
+    HOLD_MODEL,
+    WirePayloads,
+    anthropic_payloads,
+    openai_payloads,
+    responses_payloads,
+)
 
 __all__ = ["ServerOptions", "serve"]
 
 _OPENAI_PATH = b"/v1/chat/completions"
 _ANTHROPIC_PATH = b"/v1/messages"
+_RESPONSES_PATH = b"/v1/responses"
 
 
 def _chunked(event: bytes) -> bytes:
@@ -218,6 +226,7 @@ async def serve(port: int, options: ServerOptions, *, ready: bool = True) -> Non
     wires = {
         _OPENAI_PATH: _Wire(openai_payloads()),
         _ANTHROPIC_PATH: _Wire(anthropic_payloads()),
+        _RESPONSES_PATH: _Wire(responses_payloads()),
     }
     server = await loop.create_server(
         lambda: _Connection(wires, options), "127.0.0.1", port, backlog=4096, reuse_address=True
