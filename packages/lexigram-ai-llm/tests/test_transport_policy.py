@@ -523,15 +523,16 @@ async def test_keep_alive_comments_forever_are_not_progress() -> None:
 async def test_a_deadline_spans_retries_and_backoff() -> None:
     server = OpenAIServer()
     await server.start()
-    server.script(Reply(error="server"))
-    client = client_for(server.url, max_retries=5, retry_base_delay=2.0, retry_max_delay=2.0)
+    # Retry-After makes the wait exact (the backoff is otherwise jittered from 0).
+    server.script(Reply(error="rate_limit", headers={"Retry-After": "5"}))
+    client = client_for(server.url, max_retries=5)
     try:
-        result = await asyncio.wait_for(client.complete(HI, deadline=1.0), 15)
+        result = await asyncio.wait_for(client.complete(HI, deadline=2.0), 15)
     finally:
         await client.close()
         await server.stop()
-    assert isinstance(result, Err) and result.error.status == 500
-    assert len(server.requests) == 1  # a 2 s backoff does not fit in a 1 s deadline
+    assert isinstance(result, Err) and result.error.status == 429
+    assert len(server.requests) == 1  # a 5 s wait does not fit in a 2 s deadline
     assert "deadline" not in (server.requests[0].json or {})
 
 

@@ -67,53 +67,59 @@ class SSEDecoder:
             if chunk[-1:] == b"\r":
                 self._after_cr = True  # a line end now; a \n that follows belongs to it
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            if chunk:
-                self._partial.append(chunk)
-                self._size += len(chunk)
-                if self._size > self._max:
-                    raise limit_error("max_line_bytes", self._max, "A line of the stream")
-            return []
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
         if self._partial:
-            if self._size + end > self._max:
+            if not lines:  # still no line end: keep the piece (joined once, at the end)
+                if rest:
+                    self._grow(rest)
+                return []
+            self._partial.append(lines[0])
+            if self._size + len(lines[0]) > self._max:
                 raise limit_error("max_line_bytes", self._max, "A line of the stream")
-            self._partial.append(chunk[:end])
-            complete = b"".join(self._partial)
+            lines[0] = b"".join(self._partial)
             self._partial = []
-        else:
-            complete = chunk[:end]
-        rest = chunk[end + 1 :]
-        self._size = len(rest)
+        self._size = 0
         if rest:
-            self._partial.append(rest)
-            if self._size > self._max:
-                raise limit_error("max_line_bytes", self._max, "A line of the stream")
+            self._grow(rest)
+        if not lines:
+            return []
         events: list[SSEEvent] = []
-        for line in complete.split(b"\n"):
+        data = self._data
+        for line in lines:
             if not line:
-                if self._data or self._event is not None:
-                    events.append(SSEEvent(b"\n".join(self._data), self._event, self._id))
-                    self._data = []
+                if data or self._event is not None:
+                    payload = data[0] if len(data) == 1 else b"\n".join(data)
+                    events.append(SSEEvent(payload, self._event, self._id))
+                    data = self._data = []
                     self._data_size = 0
                     self._event = None
                 continue
             if line[0] == 58:  # b":" — a comment or keep-alive
                 continue
-            name, sep, value = line.partition(b":")
-            if sep and value[:1] == b" ":
-                value = value[1:]
+            if line.startswith(b"data: "):  # the common line, without partition
+                name, value = b"data", line[6:]
+            else:
+                name, sep, value = line.partition(b":")
+                if sep and value[:1] == b" ":
+                    value = value[1:]
             if name == b"data":
                 self._data_size += len(value)
                 if self._data_size > self._max:
                     raise limit_error("max_line_bytes", self._max, "One event's data")
-                self._data.append(value)
+                data.append(value)
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")
             elif name == b"id":
                 self._id = value.decode("utf-8", "replace")
             # ``retry`` and unknown fields are ignored, as the format requires.
         return events
+
+    def _grow(self, piece: bytes) -> None:
+        self._partial.append(piece)
+        self._size += len(piece)
+        if self._size > self._max:
+            raise limit_error("max_line_bytes", self._max, "A line of the stream")
 
     @property
     def pending(self) -> bool:

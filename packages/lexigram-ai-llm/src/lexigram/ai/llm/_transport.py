@@ -296,8 +296,11 @@ class AiohttpTransport:
         self._gap = timeout if idle_timeout is None else min(timeout, idle_timeout)
         # Precomputed: no allocation per call unless the call brings its own timeout.
         self._complete_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        # No ``sock_read`` for streams: aiohttp would re-arm that timer on every read. The
+        # wait for the headers is bounded by ``asyncio.timeout`` in ``send``, every gap
+        # after them by the stream's watchdog (one timer per gap, not one per chunk).
         self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_connect=timeout, sock_read=self._gap
+            total=None, connect=timeout, sock_connect=timeout
         )
         self._limits = limits or TransportLimits()
         self._max_connections = max_connections
@@ -346,7 +349,10 @@ class AiohttpTransport:
         deadline: float | None = None,
     ) -> Response:
         """Send ``request``; the response with its bounded body (or a stream to read)."""
-        client_timeout = self._timeout_for(stream, timeout, deadline)
+        if timeout is None and deadline is None:
+            client_timeout = self._stream_timeout if stream else self._complete_timeout
+        else:
+            client_timeout = self._timeout_for(stream, timeout, deadline)
         method, url = request.method, request.url
         headers = request.headers
         if "Accept-Encoding" not in headers:
@@ -357,14 +363,25 @@ class AiohttpTransport:
         retried_stale = False
         while True:
             try:
-                response = await session.request(
-                    method,
-                    url,
-                    data=body,
-                    headers=headers,
-                    timeout=client_timeout,
-                    allow_redirects=False,
-                )
+                if stream:
+                    async with asyncio.timeout(self._first_byte(timeout, deadline)):
+                        response = await session.request(
+                            method,
+                            url,
+                            data=body,
+                            headers=headers,
+                            timeout=client_timeout,
+                            allow_redirects=False,
+                        )
+                else:
+                    response = await session.request(
+                        method,
+                        url,
+                        data=body,
+                        headers=headers,
+                        timeout=client_timeout,
+                        allow_redirects=False,
+                    )
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # A refused or failed *connect* is not a stale connection: no retry.
                 if retried_stale or isinstance(exc, aiohttp.ClientConnectorError):
@@ -392,7 +409,10 @@ class AiohttpTransport:
                 stream=_AiohttpStream(response, self._limits, wait, deadline),
             )
         try:
-            if status >= 400:
+            if stream:  # an error body is bounded by the gap, as the events would be
+                async with asyncio.timeout(self._first_byte(timeout, deadline)):
+                    data = await _read_capped(response, self._limits.max_error_body_bytes)
+            elif status >= 400:
                 data = await _read_capped(response, self._limits.max_error_body_bytes)
             else:
                 data = await _read_body(response, self._limits.max_response_bytes)
@@ -423,10 +443,15 @@ class AiohttpTransport:
                 raise LLMTimeoutError("The call's deadline passed before it was sent")
             wait = min(wait, remaining)
         if stream:
-            return aiohttp.ClientTimeout(
-                total=None, connect=wait, sock_connect=wait, sock_read=min(wait, self._gap)
-            )
+            return aiohttp.ClientTimeout(total=None, connect=wait, sock_connect=wait)
         return aiohttp.ClientTimeout(total=wait, sock_connect=wait)
+
+    def _first_byte(self, timeout: float | None, deadline: float | None) -> float:
+        """How long a stream may take to send its headers (or its error body)."""
+        wait = self._gap if timeout is None else min(timeout, self._gap)
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - asyncio.get_running_loop().time()))
+        return wait
 
     def _redirect_target(
         self, response: aiohttp.ClientResponse, method: str, url: str, hops: int
