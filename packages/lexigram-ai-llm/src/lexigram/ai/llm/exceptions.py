@@ -37,6 +37,7 @@ __all__ = [
     "ResponseLimitError",
     "StreamError",
     "TokenLimitError",
+    "ToolArgumentsError",
     "ToolFailureLimitError",
     "ToolLoopError",
     "UnknownProviderError",
@@ -58,6 +59,14 @@ class TokenLimitError(InvalidRequestError):
     """The prompt plus ``max_tokens`` exceed the model's context window."""
 
     default_code = "context_length_exceeded"
+
+
+class ToolArgumentsError(LLMError, ValueError):
+    """A tool call's arguments are not a JSON object (``ToolCall.parsed_arguments()``): the
+    model wrote broken JSON, or the answer was cut short. ``details`` holds the call's
+    ``tool_call_id`` and ``tool_name``. Also a ``ValueError``."""
+
+    default_code = "invalid_tool_arguments"
 
 
 class LLMContentFilterError(LLMError):

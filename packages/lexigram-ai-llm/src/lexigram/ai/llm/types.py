@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 import orjson
 
+from lexigram.ai.llm.exceptions import ToolArgumentsError
 from lexigram.contracts.ai.thinking import ThinkingBlock, ThinkingConfig, ThinkingResult
 
 __all__ = [
@@ -132,10 +133,19 @@ ContentPart: TypeAlias = TextPart | ImageURLPart | ImageDataPart | DocumentPart
 
 @dataclass(frozen=True, slots=True)
 class FunctionCall:
-    """The function a model asked to call, with its arguments as JSON text."""
+    """The function a model asked to call, with its arguments as JSON text.
+
+    Arguments given as a JSON value (some providers send an object, not its text) are kept
+    as their JSON text, so every consumer reads one form; ``None`` is ``"{}"``."""
 
     name: str
     arguments: str = "{}"
+
+    def __post_init__(self) -> None:
+        if type(self.name) is not str:
+            raise TypeError(f"FunctionCall.name: expected a string, got {_kind(self.name)}")
+        if type(self.arguments) is not str:
+            object.__setattr__(self, "arguments", _arguments_text(self.arguments, "{}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +166,28 @@ class ToolCall:
         return self.function.arguments
 
     def parsed_arguments(self) -> dict[str, Any]:
-        """The arguments decoded from JSON (``{}`` when empty)."""
-        if not self.function.arguments.strip():
+        """The arguments decoded from JSON (``{}`` when empty).
+
+        Raises ``ToolArgumentsError`` (an ``LLMError`` and a ``ValueError``) when they are not
+        a JSON object: broken JSON from the model, or an answer cut short."""
+        text = self.function.arguments
+        if not text.strip():
             return {}
-        value = orjson.loads(self.function.arguments)
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise self._arguments_error("are not valid JSON") from exc
         if not isinstance(value, dict):
-            raise ValueError(f"tool call {self.id} arguments are not a JSON object")
+            raise self._arguments_error(f"are JSON {type(value).__name__}, not an object")
         return value
+
+    def _arguments_error(self, problem: str) -> ToolArgumentsError:
+        text = self.function.arguments
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        return ToolArgumentsError(
+            f"The arguments of tool call {self.id!r} ({self.name}) {problem}: {shown!r}",
+            details={"tool_call_id": self.id, "tool_name": self.name},
+        )
 
     @classmethod
     def create(cls, id: str, name: str, arguments: str | Mapping[str, Any] = "{}") -> ToolCall:
@@ -180,6 +205,33 @@ class ToolCallDelta:
     name: str | None = None
     arguments: str = ""
     signature: str | None = None
+
+    def __post_init__(self) -> None:
+        # A fragment sent as a JSON value (not text) is kept as its JSON text, as in
+        # ``FunctionCall``, so the fragments of one call always join into text.
+        if type(self.arguments) is not str:
+            object.__setattr__(self, "arguments", _arguments_text(self.arguments, ""))
+        if not (self.name is None or type(self.name) is str):
+            raise TypeError(f"ToolCallDelta.name: expected a string, got {_kind(self.name)}")
+
+
+def _kind(value: Any) -> str:
+    """How an error message names the type of a wrong value."""
+    return "None" if value is None else type(value).__name__
+
+
+def _arguments_text(value: Any, empty: str) -> str:
+    """Tool-call arguments given as a JSON value, as JSON text (``empty`` for ``None``)."""
+    if value is None:
+        return empty
+    if isinstance(value, str):
+        return str(value)
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(
+            f"tool-call arguments must be JSON text or a JSON value, got {_kind(value)}"
+        ) from exc
 
 
 _PY_TO_JSON: dict[Any, str] = {
