@@ -17,6 +17,7 @@ from lexigram.ai.llm import ClientConfig, ProviderRegistry, create_llm_client
 from lexigram.ai.llm.client import AbstractLLMClient, CircuitOpenError
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
+    InvalidRequestError,
     LLMRateLimitError,
     MissingExtraError,
     UnknownProviderError,
@@ -219,12 +220,12 @@ async def test_secret_never_in_config_repr_or_errors(
     await client.close()
 
 
-async def test_bad_message_raises_at_once() -> None:
+async def test_bad_message_is_an_err_naming_the_field() -> None:
     client = create_llm_client(ClientConfig(provider="openai", model="m", api_key="k"))
-    with pytest.raises(ValueError, match="unknown message role"):
-        await client.complete([{"role": "wizard", "content": "x"}])
-    with pytest.raises(TypeError):
-        await client.complete([42])
+    error = (await client.complete([{"role": "wizard", "content": "x"}])).unwrap_err()
+    assert isinstance(error, InvalidRequestError) and "unknown message role" in error.message
+    error = (await client.complete([42])).unwrap_err()
+    assert isinstance(error, InvalidRequestError) and error.message.startswith("messages[0]: ")
     await client.close()
 
 
@@ -407,5 +408,5 @@ def test_response_format_dicts_of_unknown_shape_are_refused() -> None:
     assert stub.build_request(messages, response_format={"type": "text"}).response_format
     with pytest.raises(ValueError, match="json_objekt"):
         stub.build_request(messages, response_format={"type": "json_objekt"})
-    with pytest.raises(TypeError, match="json_schema"):
+    with pytest.raises(InvalidRequestError, match="json_schema"):
         stub.build_request(messages, response_format={"type": "json_schema", "json_schema": "x"})

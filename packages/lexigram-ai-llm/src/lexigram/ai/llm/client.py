@@ -17,14 +17,15 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
+    InvalidInputError,
     LLMError,
     ProviderError,
     StreamError,
@@ -42,8 +43,10 @@ from lexigram.ai.llm.types import (
     ResponseFormat,
     StreamChunk,
     ToolCallDelta,
-    ToolDefinition,
+    check_call_options,
     normalize_messages,
+    normalize_stop,
+    normalize_tools,
 )
 from lexigram.contracts.ai.thinking import ThinkingConfig
 from lexigram.contracts.health import HealthCheckResult, HealthStatus
@@ -60,6 +63,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("lexigram.ai.llm")
+
+_T = TypeVar("_T")
 
 # Keyword arguments of ``complete``/``stream_chat`` that map onto ``ChatRequest`` fields.
 _REQUEST_FIELDS = ("top_p", "tool_choice", "seed")
@@ -98,7 +103,10 @@ class RateLimitPolicy(Protocol):
 
 class AbstractLLMClient:
     """Base of every client. Use as ``async with``; ``complete`` never raises for expected
-    provider failures, it returns ``Err``."""
+    provider failures, it returns ``Err``. Caller input that cannot make a request (wrong
+    types or shapes, options out of range) is an expected failure too: ``Err`` of an
+    ``InvalidInputError`` naming the field (a stream raises it on first iteration);
+    configuration errors (no key, unknown provider) still raise at once."""
 
     provider_name: str = "custom"
 
@@ -218,15 +226,21 @@ class AbstractLLMClient:
             fields["timeout"] = _positive_seconds("timeout", timeout)
         if deadline is not None:
             fields["deadline"] = time.monotonic() + _positive_seconds("deadline", deadline)
-        if isinstance(response_format, Mapping):
-            response_format = _response_format_from_mapping(response_format)
+        if model is not None or temperature is not None or max_tokens is not None or fields:
+            check_call_options(model, temperature, max_tokens, fields)
+        if response_format is not None and not isinstance(response_format, ResponseFormat):
+            response_format = _response_format_from_any(response_format)
+        if thinking is not None and not isinstance(thinking, ThinkingConfig):
+            raise InvalidInputError.at(
+                "thinking", f"expected a ThinkingConfig, got {type(thinking).__name__}"
+            )
         return ChatRequest(
             messages=normalize_messages(messages),
             model=model or self._default_model,
             temperature=cfg.temperature if temperature is None else temperature,
             max_tokens=cfg.max_tokens if max_tokens is None else max_tokens,
-            stop=tuple(stop_sequences or ()),
-            tools=tuple(ToolDefinition.coerce(t) for t in tools or ()),
+            stop=normalize_stop(stop_sequences),
+            tools=normalize_tools(tools),
             response_format=response_format,
             thinking=cfg.thinking if thinking is None else thinking,
             extra=kwargs,
@@ -246,17 +260,24 @@ class AbstractLLMClient:
         stop_sequences: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> Result[Completion, LLMError]:
-        """Ask for one answer. ``cache=False`` skips the response cache for this call."""
+        """Ask for one answer. ``cache=False`` skips the response cache for this call.
+
+        Input that cannot make a request (``messages=None``, ``content=123``,
+        ``temperature=3``, a tool without a name...) comes back as ``Err(InvalidInputError)``
+        naming the field, before any network call; ``stop_sequences`` may be one string."""
         use_cache = bool(kwargs.pop("cache", True))
-        request = self.build_request(
-            messages,
-            model=model,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            tools=tools,
-            stop_sequences=stop_sequences,
-            **kwargs,
-        )
+        try:
+            request = self.build_request(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=tools,
+                stop_sequences=stop_sequences,
+                **kwargs,
+            )
+        except InvalidInputError as error:
+            return Err(self._about_call(error, model))
         return await self.complete_request(request, use_cache=use_cache)
 
     async def chat(
@@ -265,8 +286,10 @@ class AbstractLLMClient:
         """The answer's text for a prompt string (or a list of messages)."""
         if isinstance(prompt, str):
             messages: list[Any] = [{"role": "user", "content": prompt}]
-        else:
+        elif isinstance(prompt, Iterable) and not isinstance(prompt, Mapping | bytes):
             messages = list(prompt)
+        else:  # refused by ``complete`` with the field named
+            return (await self.complete(prompt, **kwargs)).map(lambda c: c.content)
         if system is not None:
             messages.insert(0, {"role": "system", "content": system})
         result = await self.complete(messages, **kwargs)
@@ -290,26 +313,46 @@ class AbstractLLMClient:
         refused = self._preflight(request)
         if refused is not None:
             return Err(refused)
-        breaker = self.breakers.get(self.provider_name, request.model)
+        result = await self.call_with_policies(
+            request.model,
+            lambda: self._do_complete(request),
+            tokens=lambda: _estimated_tokens(request),
+            deadline=request.deadline,
+        )
+        if isinstance(result, Ok):
+            return Ok(self._finalize(request, result.value))
+        return result
+
+    async def call_with_policies(
+        self,
+        model: str,
+        call: Callable[[], Awaitable[_T]],
+        *,
+        tokens: Callable[[], int],
+        deadline: float | None = None,
+    ) -> Result[_T, LLMError]:
+        """``call()`` (one provider call that raises ``LLMError``) under this client's
+        circuit breaker, rate limiter (``tokens()`` estimates what it uses) and retry policy.
+
+        The one attempt loop: ``complete`` runs through it, and so do other kinds of call to
+        the same provider (embedding batches), which then share the breaker and limits."""
+        breaker = self.breakers.get(self.provider_name, model)
         attempt = 0
         while True:
             attempt += 1
             if not breaker.allow():
-                return Err(self._circuit_open(request, breaker.retry_in()))
+                return Err(self._circuit_open(model, breaker.retry_in()))
             # From here the attempt may hold the breaker's one half-open probe: every exit that
             # does not report an outcome (refused by the rate limiter, cancelled while waiting
             # for it or for the provider, any other exception) gives it back.
             settled = False
             try:
-                limited = (
-                    await self._acquire_rate_limit(request)
-                    if self.rate_limiter is not None
-                    else None
-                )
-                if limited is not None:
-                    return Err(limited)
+                if self.rate_limiter is not None:
+                    limited = await self.rate_limiter.acquire(self.provider_name, model, tokens())
+                    if limited is not None:
+                        return Err(limited)
                 try:
-                    completion = await self._do_complete(request)
+                    value = await call()
                 except LLMError as error:
                     self._record(breaker, error)
                     settled = True
@@ -317,13 +360,13 @@ class AbstractLLMClient:
                 else:
                     breaker.record_success()
                     settled = True
-                    return Ok(self._finalize(request, completion))
+                    return Ok(value)
             finally:
                 if not settled:
                     breaker.release_probe()
             if not self.retry_policy.should_retry(
                 attempt, failure.retryable
-            ) or not await self._sleep_before_retry(attempt, failure, request):
+            ) or not await self._sleep_before_retry(attempt, failure, model, deadline):
                 return Err(failure)
 
     # -- streaming -------------------------------------------------------------------------
@@ -339,17 +382,28 @@ class AbstractLLMClient:
         stop_sequences: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> ChatStream:
-        """The answer as a stream, returned at once; the request starts on first iteration."""
+        """The answer as a stream, returned at once; the request starts on first iteration.
+
+        Input that cannot make a request is raised as ``InvalidInputError`` on first
+        iteration (``Err`` from ``collect()``/``completion()``), as ``complete()`` returns it."""
         use_cache = bool(kwargs.pop("cache", True))
-        request = self.build_request(
-            messages,
-            model=model,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            tools=tools,
-            stop_sequences=stop_sequences,
-            **kwargs,
-        )
+        try:
+            request = self.build_request(
+                messages,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                tools=tools,
+                stop_sequences=stop_sequences,
+                **kwargs,
+            )
+        except InvalidInputError as error:
+            refused = self._about_call(error, model)
+            return ChatStream(
+                _refused_stream(refused),
+                provider=self.provider_name,
+                model=refused.model or "",
+            )
         return self.stream_request(request, use_cache=use_cache)
 
     def stream_request(self, request: ChatRequest, *, use_cache: bool = True) -> ChatStream:
@@ -381,7 +435,7 @@ class AbstractLLMClient:
         while True:
             attempt += 1
             if not breaker.allow():
-                raise self._circuit_open(request, breaker.retry_in())
+                raise self._circuit_open(request.model, breaker.retry_in())
             # As in ``_complete_with_retries``: an exit that reports no outcome (rate-limit
             # refusal, cancel, close, any other exception) gives the half-open probe back.
             settled = False
@@ -420,7 +474,9 @@ class AbstractLLMClient:
                 if not settled:
                     breaker.release_probe()
             if failure is not None:
-                if not await self._sleep_before_retry(attempt, failure, request):
+                if not await self._sleep_before_retry(
+                    attempt, failure, request.model, request.deadline
+                ):
                     raise failure
                 continue
             if cache is not None and accumulator is not None:
@@ -469,17 +525,17 @@ class AbstractLLMClient:
             breaker.record_success()
 
     async def _sleep_before_retry(
-        self, attempt: int, error: LLMError, request: ChatRequest
+        self, attempt: int, error: LLMError, model: str, deadline: float | None
     ) -> bool:
         """Wait before the next attempt; ``False`` (no wait) when the call's ``deadline``
         leaves no room for it, so the caller gives up with ``error``."""
         delay = self.retry_policy.delay_for(attempt, error.retry_after)
-        if request.deadline is not None and time.monotonic() + delay >= request.deadline:
+        if deadline is not None and time.monotonic() + delay >= deadline:
             return False
         logger.info(
             "retrying %s/%s after %s (attempt %d, waiting %.2fs)",
             self.provider_name,
-            request.model,
+            model,
             type(error).__name__,
             attempt,
             delay,
@@ -487,11 +543,17 @@ class AbstractLLMClient:
         await asyncio.sleep(delay)
         return True
 
-    def _circuit_open(self, request: ChatRequest, retry_in: float) -> LLMError:
+    def _about_call(self, error: InvalidInputError, model: Any) -> InvalidInputError:
+        """``error`` with this client's provider and the call's model filled in."""
+        error.provider = self.provider_name
+        error.model = model if isinstance(model, str) and model else self._default_model
+        return error
+
+    def _circuit_open(self, model: str, retry_in: float) -> LLMError:
         return CircuitOpenError(
             "The circuit breaker is open after repeated provider failures; no call was made",
             provider=self.provider_name,
-            model=request.model,
+            model=model,
             retryable=True,
             retry_after=retry_in,
         )
@@ -556,6 +618,12 @@ def _estimated_tokens(request: ChatRequest) -> int:
     return int(prompt) + (request.max_tokens or 0)
 
 
+async def _refused_stream(error: LLMError) -> AsyncIterator[StreamChunk]:
+    """A stream that raises ``error`` on first iteration (input refused before any call)."""
+    raise error
+    yield  # an async generator  # pragma: no cover
+
+
 def replay_as_stream(completion: Completion) -> list[StreamChunk]:
     """The chunks that fold back into ``completion`` (a cache hit served as a stream)."""
     chunks: list[StreamChunk] = []
@@ -585,20 +653,31 @@ def replay_as_stream(completion: Completion) -> list[StreamChunk]:
     return chunks
 
 
-def _response_format_from_mapping(spec: Mapping[str, Any]) -> ResponseFormat:
-    """Accept OpenAI's ``response_format`` dict shape; anything else is refused, never
-    silently read as plain text."""
+def _response_format_from_any(spec: Any) -> ResponseFormat:
+    """Accept OpenAI's ``response_format`` dict shape; anything else is refused with
+    ``InvalidInputError``, never silently read as plain text."""
+    if not isinstance(spec, Mapping):
+        raise InvalidInputError.at(
+            "response_format", f"expected a ResponseFormat or a dict, got {type(spec).__name__}"
+        )
     kind = spec.get("type", "text")
     if kind == "json_schema":
         inner = spec.get("json_schema", spec)
         if not isinstance(inner, Mapping):
-            raise TypeError(
-                "response_format['json_schema'] must be a mapping with 'schema' "
-                f"(and optionally 'name', 'strict'), not {type(inner).__name__}"
+            raise InvalidInputError.at(
+                "response_format.json_schema",
+                "must be a mapping with 'schema' (and optionally 'name', 'strict'), not "
+                f"{type(inner).__name__}",
+            )
+        schema = inner.get("schema")
+        if not (schema is None or isinstance(schema, Mapping)):
+            raise InvalidInputError.at(
+                "response_format.json_schema.schema",
+                f"expected a JSON-schema dict, got {type(schema).__name__}",
             )
         return ResponseFormat(
             "json_schema",
-            inner.get("schema"),
+            schema,
             inner.get("name", "response"),
             bool(inner.get("strict", True)),
         )
@@ -606,6 +685,7 @@ def _response_format_from_mapping(spec: Mapping[str, Any]) -> ResponseFormat:
         return ResponseFormat("json_object")
     if kind == "text":
         return ResponseFormat("text")
-    raise ValueError(
-        f"unknown response_format type {kind!r}; use 'text', 'json_object' or 'json_schema'"
+    raise InvalidInputError.at(
+        "response_format.type",
+        f"unknown response_format type {kind!r}; use 'text', 'json_object' or 'json_schema'",
     )

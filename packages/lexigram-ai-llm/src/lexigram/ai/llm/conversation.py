@@ -398,7 +398,7 @@ class ConversationManager:
         try:
             messages = normalize_messages(data.get("messages") or ())
             usage = Usage(**(data.get("usage") or {}))
-        except TypeError as exc:  # a wrong shape in the export: report it like a bad value
+        except (TypeError, ValueError) as exc:  # a wrong shape in the export
             raise ValueError(f"not a conversation export: {exc}") from None
         for message in messages:
             manager._append(message)

@@ -21,6 +21,7 @@ __all__ = [
     "ExtractionMaxRetriesError",
     "ExtractionParseError",
     "ExtractionValidationError",
+    "InvalidInputError",
     "InvalidRequestError",
     "LLMAuthenticationError",
     "LLMContentFilterError",
@@ -37,7 +38,6 @@ __all__ = [
     "ResponseLimitError",
     "StreamError",
     "TokenLimitError",
-    "ToolArgumentsError",
     "ToolFailureLimitError",
     "ToolLoopError",
     "UnknownProviderError",
@@ -59,6 +59,26 @@ class TokenLimitError(InvalidRequestError):
     """The prompt plus ``max_tokens`` exceed the model's context window."""
 
     default_code = "context_length_exceeded"
+
+
+class InvalidInputError(InvalidRequestError, ValueError):
+    """The caller's own input cannot make a request (``messages=None``, ``content=123``,
+    ``temperature=3``...); refused before any network call. ``field`` names the culprit
+    (``"messages[1].content"``). Returned as ``Err`` by ``complete()``, raised by a stream on
+    first iteration; also a ``ValueError`` for code that builds messages by hand."""
+
+    default_code = "invalid_input"
+
+    @property
+    def field(self) -> str | None:
+        """Where the bad value is, as ``messages[1].content`` or ``temperature``."""
+        value = self.details.get("field")
+        return value if isinstance(value, str) else None
+
+    @classmethod
+    def at(cls, field: str, problem: str) -> InvalidInputError:
+        """``field: problem`` with ``field`` kept in ``details``."""
+        return cls(f"{field}: {problem}", details={"field": field})
 
 
 class ToolArgumentsError(LLMError, ValueError):

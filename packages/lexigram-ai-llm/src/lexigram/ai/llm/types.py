@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 import orjson
 
-from lexigram.ai.llm.exceptions import ToolArgumentsError
+from lexigram.ai.llm.exceptions import InvalidInputError, ToolArgumentsError
 from lexigram.contracts.ai.thinking import ThinkingBlock, ThinkingConfig, ThinkingResult
 
 __all__ = [
@@ -75,6 +75,10 @@ class TextPart:
     text: str
     type: Literal["text"] = "text"
 
+    def __post_init__(self) -> None:
+        if type(self.text) is not str:
+            raise _FieldError("TextPart", "text", f"expected a string, got {_kind(self.text)}")
+
 
 @dataclass(frozen=True, slots=True)
 class ImageURLPart:
@@ -84,6 +88,14 @@ class ImageURLPart:
     detail: str | None = None
     type: Literal["image_url"] = "image_url"
 
+    def __post_init__(self) -> None:
+        if type(self.url) is not str:
+            raise _FieldError("ImageURLPart", "url", f"expected a string, got {_kind(self.url)}")
+        if not (self.detail is None or type(self.detail) is str):
+            raise _FieldError(
+                "ImageURLPart", "detail", f"expected a string, got {_kind(self.detail)}"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class ImageDataPart:
@@ -92,6 +104,18 @@ class ImageDataPart:
     data: bytes
     media_type: str = "image/png"
     type: Literal["image"] = "image"
+
+    def __post_init__(self) -> None:
+        if type(self.data) is not bytes:
+            if not isinstance(self.data, bytes | bytearray | memoryview):
+                raise _FieldError(
+                    "ImageDataPart", "data", f"expected bytes, got {_kind(self.data)}"
+                )
+            object.__setattr__(self, "data", bytes(self.data))
+        if type(self.media_type) is not str:
+            raise _FieldError(
+                "ImageDataPart", "media_type", f"expected a string, got {_kind(self.media_type)}"
+            )
 
     @classmethod
     def from_base64(cls, data: str, media_type: str = "image/png") -> ImageDataPart:
@@ -118,6 +142,14 @@ class DocumentPart:
     media_type: str = "application/pdf"
     name: str | None = None
     type: Literal["document"] = "document"
+
+    def __post_init__(self) -> None:
+        if self.data is not None and type(self.data) is not bytes:
+            if not isinstance(self.data, bytes | bytearray | memoryview):
+                raise _FieldError("DocumentPart", "data", f"expected bytes, got {_kind(self.data)}")
+            object.__setattr__(self, "data", bytes(self.data))
+        if not (self.url is None or type(self.url) is str):
+            raise _FieldError("DocumentPart", "url", f"expected a string, got {_kind(self.url)}")
 
     @property
     def base64(self) -> str:
@@ -220,6 +252,17 @@ def _kind(value: Any) -> str:
     return "None" if value is None else type(value).__name__
 
 
+class _FieldError(TypeError):
+    """A value object built with a wrong value: ``Owner.field: problem``. Code that builds
+    the object from caller input reads ``field`` and ``problem`` to name the place in the
+    input instead (``messages[1].content``)."""
+
+    def __init__(self, owner: str, field: str, problem: str) -> None:
+        super().__init__(f"{owner}.{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
 def _arguments_text(value: Any, empty: str) -> str:
     """Tool-call arguments given as a JSON value, as JSON text (``empty`` for ``None``)."""
     if value is None:
@@ -298,6 +341,22 @@ class ToolDefinition:
     )
     strict: bool = False
 
+    def __post_init__(self) -> None:
+        if type(self.name) is not str or not self.name:
+            raise _FieldError(
+                "ToolDefinition", "name", f"expected a non-empty string, got {self.name!r}"
+            )
+        if type(self.description) is not str:
+            raise _FieldError(
+                "ToolDefinition", "description", f"expected a string, got {_kind(self.description)}"
+            )
+        if not isinstance(self.parameters, Mapping):
+            raise _FieldError(
+                "ToolDefinition",
+                "parameters",
+                f"expected a JSON-schema object (a dict), got {_kind(self.parameters)}",
+            )
+
     @classmethod
     def from_schema(
         cls,
@@ -350,9 +409,13 @@ class ToolDefinition:
             return tool
         if isinstance(tool, Mapping):
             spec = tool.get("function", tool)
+            if not isinstance(spec, Mapping):
+                raise _FieldError("tool", "function", f"expected a dict, got {_kind(spec)}")
+            if "name" not in spec:
+                raise _FieldError("tool", "name", "a tool needs a 'name'")
             return cls(
                 name=spec["name"],
-                description=spec.get("description", ""),
+                description=spec.get("description") or "",
                 parameters=spec.get("parameters")
                 or spec.get("input_schema")
                 or {"type": "object", "properties": {}},
@@ -362,7 +425,10 @@ class ToolDefinition:
             return cls.from_model(tool)
         if callable(tool):
             return cls.from_function(tool)
-        raise TypeError(f"cannot make a tool definition from {type(tool).__name__}")
+        raise TypeError(
+            f"cannot make a tool definition from {type(tool).__name__}; use a ToolDefinition, "
+            "a tool dict, a pydantic model class or a typed function"
+        )
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -384,13 +450,29 @@ class ChatMessage:
     tool_call_id: str | None = None
     thinking: tuple[ThinkingBlock, ...] = ()
 
+    def __post_init__(self) -> None:
+        # One cheap test for the common message (a Role and a string, nothing else); any
+        # other shape is checked field by field (a wrong one is a TypeError naming it).
+        if (
+            type(self.role) is not Role
+            or type(self.content) is not str
+            or self.tool_calls != ()
+            or self.thinking != ()
+            or self.name is not None
+            or self.tool_call_id is not None
+        ):
+            _check_message(self)
+
     @classmethod
     def system(cls, content: str) -> ChatMessage:
         return cls(Role.SYSTEM, content)
 
     @classmethod
     def user(cls, content: str | Sequence[ContentPart]) -> ChatMessage:
-        return cls(Role.USER, content if isinstance(content, str) else tuple(content))
+        if not isinstance(content, str | list | tuple | Mapping) and isinstance(content, Iterable):
+            content = tuple(content)
+        # A list becomes a tuple and a wrong value a TypeError naming it (``__post_init__``).
+        return cls(Role.USER, content)  # type: ignore[arg-type]
 
     @classmethod
     def assistant(
@@ -417,29 +499,11 @@ class ChatMessage:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChatMessage:
-        """Accept OpenAI-style dicts (``tool_calls`` as OpenAI sends them) and our own."""
-        try:
-            role = Role(data["role"])
-        except KeyError:
-            raise ValueError(f"message has no 'role': {sorted(data)}") from None
-        except ValueError:
-            raise ValueError(
-                f"unknown message role {data['role']!r}; use one of "
-                f"{', '.join(r.value for r in Role)}"
-            ) from None
-        content = data.get("content", "")
-        if content is not None and not isinstance(content, str):
-            content = tuple(_part_from_any(p) for p in content)
-        tool_calls = tuple(_tool_call_from_any(tc) for tc in data.get("tool_calls") or ())
-        thinking = tuple(_thinking_from_any(t) for t in data.get("thinking") or ())
-        return cls(
-            role=role,
-            content=content,
-            name=data.get("name"),
-            tool_calls=tool_calls,
-            tool_call_id=data.get("tool_call_id"),
-            thinking=thinking,
-        )
+        """Accept OpenAI-style dicts (``tool_calls`` as OpenAI sends them) and our own.
+
+        A value of the wrong shape raises ``InvalidInputError`` (a ``ValueError``) naming it,
+        as ``message.content: expected a string or a list of parts, got int``."""
+        return _message_from_mapping(data, "message")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (OpenAI shape plus ``thinking``) that ``from_dict`` reads back."""
@@ -479,36 +543,78 @@ class ChatMessage:
 MessageInput: TypeAlias = "ChatMessage | Mapping[str, Any]"
 
 
-def _part_from_any(part: Any) -> ContentPart:
+def _part_from_any(part: Any, path: str = "part") -> ContentPart:
+    """A content part from a part object, a string or a part dict; ``InvalidInputError``
+    naming ``path`` (``messages[0].content[1]``) and the field for anything else."""
     if isinstance(part, TextPart | ImageURLPart | ImageDataPart | DocumentPart):
         return part
     if isinstance(part, str):
         return TextPart(part)
     if not isinstance(part, Mapping):
-        raise TypeError(f"unsupported content part {type(part).__name__}")
+        raise InvalidInputError.at(
+            path, f"expected a string, a part dict or a content part, got {_kind(part)}"
+        )
     kind = part.get("type")
     if kind == "text":
-        return TextPart(part["text"])
+        text = part.get("text")
+        if type(text) is not str:
+            raise InvalidInputError.at(
+                f"{path}.text", f"a text part needs 'text' as a string, got {_kind(text)}"
+            )
+        return TextPart(text)
     if kind == "image_url":
-        spec = part["image_url"]
+        spec = part.get("image_url")
         if isinstance(spec, str):
             return ImageURLPart(spec)
-        return ImageURLPart(spec["url"], spec.get("detail"))
+        if not isinstance(spec, Mapping) or type(spec.get("url")) is not str:
+            raise InvalidInputError.at(
+                f"{path}.image_url",
+                "an image_url part needs 'image_url' as a URL string or {'url': ...}",
+            )
+        return _built(ImageURLPart, path, spec["url"], spec.get("detail"))
     if kind == "image":
         data = part.get("data")
-        if isinstance(data, bytes):
-            return ImageDataPart(data, part.get("media_type", "image/png"))
-        return ImageDataPart.from_base64(str(data), part.get("media_type", "image/png"))
+        media_type = part.get("media_type", "image/png")
+        if isinstance(data, bytes | bytearray):
+            return _built(ImageDataPart, path, bytes(data), media_type)
+        return _built(ImageDataPart, path, _base64_bytes(data, f"{path}.data"), media_type)
     if kind == "document":
         data = part.get("data")
-        raw = data if isinstance(data, bytes) else (base64.b64decode(data) if data else None)
-        return DocumentPart(
-            data=raw,
-            url=part.get("url"),
-            media_type=part.get("media_type", "application/pdf"),
-            name=part.get("name"),
+        raw = (
+            bytes(data)
+            if isinstance(data, bytes | bytearray)
+            else (_base64_bytes(data, f"{path}.data") if data else None)
         )
-    raise ValueError(f"unknown content part type {kind!r}")
+        return _built(
+            DocumentPart,
+            path,
+            raw,
+            part.get("url"),
+            part.get("media_type", "application/pdf"),
+            part.get("name"),
+        )
+    raise InvalidInputError.at(f"{path}.type", f"unknown content part type {kind!r}")
+
+
+def _base64_bytes(data: Any, path: str) -> bytes:
+    if not isinstance(data, str):
+        raise InvalidInputError.at(path, f"expected bytes or base64 text, got {_kind(data)}")
+    try:
+        return base64.b64decode(data)
+    except ValueError as exc:  # binascii.Error
+        raise InvalidInputError.at(path, f"not valid base64 ({exc})") from None
+
+
+_T = typing.TypeVar("_T")
+
+
+def _built(kind: Callable[..., _T], path: str, *args: Any, **kwargs: Any) -> _T:
+    """``kind(*args, **kwargs)``, a ``_FieldError`` of its checks re-raised as
+    ``InvalidInputError`` at ``path.field``."""
+    try:
+        return kind(*args, **kwargs)
+    except _FieldError as exc:
+        raise InvalidInputError.at(f"{path}.{exc.field}", exc.problem) from None
 
 
 def _part_to_dict(part: ContentPart) -> dict[str, Any]:
@@ -530,23 +636,40 @@ def _part_to_dict(part: ContentPart) -> dict[str, Any]:
     }
 
 
-def _tool_call_from_any(tc: Any) -> ToolCall:
+def _tool_call_from_any(tc: Any, path: str = "tool_call") -> ToolCall:
     if isinstance(tc, ToolCall):
         return tc
+    if not isinstance(tc, Mapping):
+        raise InvalidInputError.at(path, f"expected a ToolCall or a dict, got {_kind(tc)}")
     fn = tc.get("function", tc)
-    args = fn.get("arguments", "{}")
-    if not isinstance(args, str):
-        args = orjson.dumps(args).decode()
-    return ToolCall(
-        id=str(tc.get("id", "")),
-        function=FunctionCall(name=fn["name"], arguments=args),
-        signature=tc.get("signature"),
-    )
+    if not isinstance(fn, Mapping):
+        raise InvalidInputError.at(f"{path}.function", f"expected a dict, got {_kind(fn)}")
+    name = fn.get("name")
+    if type(name) is not str or not name:
+        raise InvalidInputError.at(
+            f"{path}.function.name", f"a tool call needs a name, got {name!r}"
+        )
+    signature = tc.get("signature")
+    if not (signature is None or type(signature) is str):
+        raise InvalidInputError.at(
+            f"{path}.signature", f"expected a string, got {_kind(signature)}"
+        )
+    try:
+        function = FunctionCall(name=name, arguments=fn.get("arguments", "{}"))
+    except TypeError as exc:
+        raise InvalidInputError.at(f"{path}.function.arguments", str(exc)) from None
+    return ToolCall(id=str(tc.get("id", "")), function=function, signature=signature)
 
 
-def _thinking_from_any(block: Any) -> ThinkingBlock:
+def _thinking_from_any(block: Any, path: str = "thinking") -> ThinkingBlock:
     if isinstance(block, ThinkingBlock):
         return block
+    if not isinstance(block, Mapping):
+        raise InvalidInputError.at(path, f"expected a ThinkingBlock or a dict, got {_kind(block)}")
+    for key in ("content", "signature", "data"):
+        value = block.get(key)
+        if not (value is None or isinstance(value, str)):
+            raise InvalidInputError.at(f"{path}.{key}", f"expected a string, got {_kind(value)}")
     return ThinkingBlock(
         content=block.get("content", "") or "",
         signature=block.get("signature"),
@@ -557,33 +680,247 @@ def _thinking_from_any(block: Any) -> ThinkingBlock:
 
 
 _ROLES: dict[Any, Role] = {role.value: role for role in Role}
+_ROLE_NAMES = ", ".join(role.value for role in Role)
+_PART_TYPES = (TextPart, ImageURLPart, ImageDataPart, DocumentPart)
+
+
+def _unknown_role(role: Any) -> str:
+    if isinstance(role, str):
+        return f"unknown message role {role!r}; use one of {_ROLE_NAMES}"
+    return f"expected a role name ({_ROLE_NAMES}), got {_kind(role)}"
+
+
+def _check_message(message: ChatMessage) -> None:
+    """The field-by-field check of a ``ChatMessage`` of an uncommon shape: a role given as
+    text becomes a ``Role``, lists become tuples, a wrong value is a ``TypeError`` naming it."""
+    role = message.role
+    if type(role) is not Role:
+        known = _ROLES.get(role) if isinstance(role, str) else None
+        if known is None:
+            raise _FieldError("ChatMessage", "role", _unknown_role(role))
+        object.__setattr__(message, "role", known)
+    content = message.content
+    if content is not None and not isinstance(content, str):
+        if not isinstance(content, list | tuple):
+            raise _FieldError(
+                "ChatMessage",
+                "content",
+                f"expected a string, a list of content parts or None, got {_kind(content)}",
+            )
+        for index, part in enumerate(content):
+            if not isinstance(part, _PART_TYPES):
+                raise _FieldError(
+                    "ChatMessage",
+                    f"content[{index}]",
+                    f"expected a content part (TextPart, ImageURLPart, ImageDataPart, "
+                    f"DocumentPart), got {_kind(part)}; ChatMessage.from_dict reads part dicts",
+                )
+        object.__setattr__(message, "content", tuple(content))
+    for name in ("name", "tool_call_id"):
+        value = getattr(message, name)
+        if not (value is None or isinstance(value, str)):
+            raise _FieldError("ChatMessage", name, f"expected a string, got {_kind(value)}")
+    for name, item_type in (("tool_calls", ToolCall), ("thinking", ThinkingBlock)):
+        items = getattr(message, name)
+        if not isinstance(items, list | tuple):
+            raise _FieldError(
+                "ChatMessage", name, f"expected a tuple of {item_type.__name__}, got {_kind(items)}"
+            )
+        for index, item in enumerate(items):
+            if not isinstance(item, item_type):
+                raise _FieldError(
+                    "ChatMessage",
+                    f"{name}[{index}]",
+                    f"expected a {item_type.__name__}, got {_kind(item)}",
+                )
+        object.__setattr__(message, name, tuple(items))
+
+
+def _listed(data: Mapping[str, Any], key: str, path: str) -> Sequence[Any]:
+    value = data.get(key) or ()
+    if not isinstance(value, list | tuple):
+        raise InvalidInputError.at(f"{path}.{key}", f"expected a list, got {_kind(value)}")
+    return value
+
+
+def _message_from_mapping(data: Mapping[str, Any], path: str) -> ChatMessage:
+    """A message from a dict, every field checked; ``InvalidInputError`` naming ``path`` and
+    the field otherwise."""
+    if "role" not in data:
+        raise InvalidInputError.at(
+            f"{path}.role", f"message has no 'role' (keys: {sorted(map(str, data))})"
+        )
+    raw_role = data["role"]
+    role = _ROLES.get(raw_role) if isinstance(raw_role, str) else None
+    if role is None:
+        raise InvalidInputError.at(f"{path}.role", _unknown_role(raw_role))
+    content = data.get("content", "")
+    if content is not None and not isinstance(content, str):
+        if not isinstance(content, list | tuple):
+            raise InvalidInputError.at(
+                f"{path}.content", f"expected a string or a list of parts, got {_kind(content)}"
+            )
+        content = tuple(
+            _part_from_any(part, f"{path}.content[{index}]") for index, part in enumerate(content)
+        )
+    tool_calls = tuple(
+        _tool_call_from_any(call, f"{path}.tool_calls[{index}]")
+        for index, call in enumerate(_listed(data, "tool_calls", path))
+    )
+    thinking = tuple(
+        _thinking_from_any(block, f"{path}.thinking[{index}]")
+        for index, block in enumerate(_listed(data, "thinking", path))
+    )
+    return _built(
+        ChatMessage,
+        path,
+        role=role,
+        content=content,
+        name=data.get("name"),
+        tool_calls=tool_calls,
+        tool_call_id=data.get("tool_call_id"),
+        thinking=thinking,
+    )
 
 
 def normalize_messages(messages: Iterable[Any]) -> tuple[ChatMessage, ...]:
-    """Turn dicts and ``ChatMessage`` objects (or anything with role/content) into messages."""
+    """Turn dicts and ``ChatMessage`` objects (or anything with role/content) into messages.
+
+    Anything else raises ``InvalidInputError`` (an ``InvalidRequestError`` and a
+    ``ValueError``) naming the place: ``messages[1].content: expected a string or a list of
+    parts, got int``."""
+    if (
+        type(messages) is not list
+        and type(messages) is not tuple
+        and (
+            messages is None
+            or isinstance(messages, str | bytes | Mapping)
+            or not isinstance(messages, Iterable)
+        )
+    ):
+        raise InvalidInputError.at(
+            "messages",
+            f"expected a list of messages, got {_kind(messages)} "
+            "(for one message: [{'role': 'user', 'content': '...'}])",
+        )
     out: list[ChatMessage] = []
     for message in messages:
-        if isinstance(message, ChatMessage):
-            out.append(message)
-            continue
         if type(message) is dict and len(message) == 2:
             # The common case on the hot path: {"role": "...", "content": "text"}.
-            role = _ROLES.get(message.get("role"))
             content = message.get("content")
-            if role is not None and type(content) is str:
-                out.append(ChatMessage(role, content))
-                continue
+            if type(content) is str:
+                raw_role = message.get("role")
+                role = _ROLES.get(raw_role) if type(raw_role) is str else None
+                if role is not None:
+                    out.append(ChatMessage(role, content))
+                    continue
+        if isinstance(message, ChatMessage):
+            out.append(message)  # checked when it was built
+            continue
+        path = f"messages[{len(out)}]"
         if isinstance(message, Mapping):
-            out.append(ChatMessage.from_dict(message))
+            out.append(_message_from_mapping(message, path))
         elif hasattr(message, "role") and hasattr(message, "content"):
+            role_value = getattr(message.role, "value", message.role)
             out.append(
-                ChatMessage.from_dict({"role": str(message.role), "content": message.content})
+                _message_from_mapping({"role": role_value, "content": message.content}, path)
             )
         else:
-            raise TypeError(
-                f"a message must be a dict or ChatMessage, not {type(message).__name__}"
+            raise InvalidInputError.at(
+                path, f"expected a dict or a ChatMessage, got {_kind(message)}"
             )
     return tuple(out)
+
+
+def normalize_tools(tools: Any) -> tuple[ToolDefinition, ...]:
+    """The tools of a call (``None``, or a list of anything ``ToolDefinition.coerce`` takes);
+    ``InvalidInputError`` naming ``tools[i]`` (and its field) otherwise."""
+    if not tools:
+        return ()
+    if isinstance(tools, str | bytes | Mapping | ToolDefinition) or not isinstance(tools, Iterable):
+        raise InvalidInputError.at("tools", f"expected a list of tools, got {_kind(tools)}")
+    out: list[ToolDefinition] = []
+    for index, tool in enumerate(tools):
+        try:
+            out.append(ToolDefinition.coerce(tool))
+        except _FieldError as exc:
+            raise InvalidInputError.at(f"tools[{index}].{exc.field}", exc.problem) from None
+        except (TypeError, ValueError, NameError) as exc:  # NameError: unresolvable hints
+            raise InvalidInputError.at(f"tools[{index}]", str(exc)) from None
+    return tuple(out)
+
+
+def normalize_stop(stop: Any) -> tuple[str, ...]:
+    """Stop sequences: ``None``, one string (one sequence, never split into characters) or a
+    list of strings."""
+    if stop is None:
+        return ()
+    if type(stop) is list or type(stop) is tuple:  # the common case, without ABC checks
+        for sequence in stop:
+            if type(sequence) is not str or not sequence:
+                break
+        else:
+            return tuple(stop)
+    if isinstance(stop, str):
+        return (stop,) if stop else ()
+    if isinstance(stop, bytes | Mapping) or not isinstance(stop, Iterable):
+        raise InvalidInputError.at(
+            "stop_sequences", f"expected a string or a list of strings, got {_kind(stop)}"
+        )
+    out = tuple(stop)
+    for index, sequence in enumerate(out):
+        if not isinstance(sequence, str) or not sequence:
+            raise InvalidInputError.at(
+                f"stop_sequences[{index}]", f"expected a non-empty string, got {sequence!r}"
+            )
+    return out
+
+
+def _number_in(name: str, value: Any, low: float, high: float) -> None:
+    if (type(value) is float or type(value) is int) and low <= value <= high:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError.at(name, f"expected a number, got {_kind(value)}")
+    if not low <= value <= high:  # also refuses NaN
+        raise InvalidInputError.at(name, f"must be between {low:g} and {high:g}, got {value!r}")
+
+
+def _whole_number(name: str, value: Any, low: int | None) -> None:
+    if type(value) is int and (low is None or value >= low):
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError.at(name, f"expected an integer, got {_kind(value)}")
+    if low is not None and value < low:
+        raise InvalidInputError.at(name, f"must be at least {low}, got {value}")
+
+
+def check_call_options(
+    model: Any = None,
+    temperature: Any = None,
+    max_tokens: Any = None,
+    options: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse a call's options before any network call, with ``InvalidInputError`` naming
+    the option: ``model`` a string, ``temperature`` 0–2, ``max_tokens`` at least 1, ``top_p``
+    0–1, ``seed`` an integer, ``tool_choice`` a string or a dict. ``None`` means unset."""
+    if model is not None and type(model) is not str and not isinstance(model, str):
+        raise InvalidInputError.at("model", f"expected a string, got {_kind(model)}")
+    if temperature is not None:
+        _number_in("temperature", temperature, 0.0, 2.0)
+    if max_tokens is not None:
+        _whole_number("max_tokens", max_tokens, 1)
+    if options:
+        top_p = options.get("top_p")
+        if top_p is not None:
+            _number_in("top_p", top_p, 0.0, 1.0)
+        seed = options.get("seed")
+        if seed is not None:
+            _whole_number("seed", seed, None)
+        choice = options.get("tool_choice")
+        if not (choice is None or isinstance(choice, str | Mapping)):
+            raise InvalidInputError.at(
+                "tool_choice", f"expected a string or a dict, got {_kind(choice)}"
+            )
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import orjson
 
 from lexigram.ai.llm.exceptions import (
+    InvalidInputError,
     InvalidRequestError,
     LLMError,
     StreamError,
@@ -42,6 +43,7 @@ __all__ = [
     "invalid_request",
     "json_path",
     "mid_stream_error",
+    "not_json_error",
     "parse_answer",
     "parse_answer_object",
     "parse_event",
@@ -131,6 +133,36 @@ def apply_extra_body(
     for key, value in extra.items():
         if key not in reserved:
             body.setdefault(renames.get(key, key) if renames else key, value)
+
+
+def not_json_error(request: ChatRequest, ctx: CallContext, exc: Exception) -> InvalidInputError:
+    """The refusal of a request whose body cannot be written as JSON (``exc`` from orjson),
+    naming the caller's value that caused it: an extra keyword argument, a tool's
+    parameters or the response schema. Cold path: each candidate is tried on its own."""
+    candidates: list[tuple[str, Any]] = [
+        (key, value) for key, value in request.extra.items() if key != "headers"
+    ]
+    candidates += [(f"tools[{i}].parameters", t.parameters) for i, t in enumerate(request.tools)]
+    if request.response_format is not None:
+        candidates.append(("response_format.schema", request.response_format.schema))
+    candidates.append(("tool_choice", request.tool_choice))
+    field = next((name for name, value in candidates if not _writes_as_json(value)), None)
+    problem = f"cannot be sent as JSON ({exc})"
+    error = (
+        InvalidInputError.at(field, problem)
+        if field is not None
+        else InvalidInputError(f"The request holds a value that {problem}")
+    )
+    error.provider, error.model = ctx.provider, ctx.model
+    return error
+
+
+def _writes_as_json(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 def check_documents(

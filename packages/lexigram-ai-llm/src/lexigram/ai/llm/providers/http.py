@@ -7,6 +7,8 @@ import string
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from lexigram.ai.llm._framing import NDJSONDecoder, SSEDecoder
 from lexigram.ai.llm.client import AbstractLLMClient, cache_scope_for
 from lexigram.ai.llm.config import ClientConfig, url_from_env
@@ -17,6 +19,7 @@ from lexigram.ai.llm.exceptions import (
     credential_values,
     redact_error,
 )
+from lexigram.ai.llm.providers._codec_common import not_json_error
 from lexigram.ai.llm.providers.base import (
     CallContext,
     Codec,
@@ -166,12 +169,7 @@ class HTTPLLMClient(AbstractLLMClient):
     async def _prepare(
         self, request: ChatRequest, *, stream: bool, ctx: CallContext | None = None
     ) -> tuple[HTTPRequest, CallContext]:
-        if self.profile.requires_key and not self._api_key and self.profile.auth != "custom":
-            names = " or ".join(self.profile.api_key_env) or "api_key"
-            raise ConfigurationError(
-                f"No API key for provider {self.provider_name!r}: set {names} in the "
-                f"environment, LEX_AI_LLM__API_KEY, or ClientConfig(api_key=...)"
-            )
+        self._check_key()
         if not request.model:
             raise ConfigurationError(
                 f"No model given for provider {self.provider_name!r}: pass model=... or set "
@@ -184,11 +182,58 @@ class HTTPLLMClient(AbstractLLMClient):
             per_request = getattr(self.codec, "call_context", None)
             if per_request is not None:  # what the decoders must know about this request
                 ctx = per_request(request, ctx)
-        http = self.codec.encode(request, ctx, stream=stream)
+        try:
+            http = self.codec.encode(request, ctx, stream=stream)
+        except orjson.JSONEncodeError as exc:  # a caller's value the body cannot hold
+            raise not_json_error(request, ctx, exc) from None
         http.headers.update(self._headers)
         if self._signer is not None:
             http = await self._signer(http, ctx)
         return http, ctx
+
+    def _check_key(self) -> None:
+        if self.profile.requires_key and not self._api_key and self.profile.auth != "custom":
+            names = " or ".join(self.profile.api_key_env) or "api_key"
+            raise ConfigurationError(
+                f"No API key for provider {self.provider_name!r}: set {names} in the "
+                f"environment, LEX_AI_LLM__API_KEY, or ClientConfig(api_key=...)"
+            )
+
+    def call_context(self, model: str) -> CallContext:
+        """The codec context for ``model`` on this client (base URL, profile, options)."""
+        return self._context(model)
+
+    async def send_encoded(
+        self,
+        http: HTTPRequest,
+        ctx: CallContext,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> bytes:
+        """Send a request another codec built (an embedding batch) the way ``complete``
+        sends: this client's headers and signer, its transport, rate-limit headers read,
+        a non-2xx answer mapped by this client's codec; the 2xx body, or ``LLMError``."""
+        self._check_key()
+        http.headers.update(self._headers)
+        if self._signer is not None:
+            http = await self._signer(http, ctx)
+        transport = self._transport or self.transport
+        try:
+            response = await transport.send(http, timeout=timeout, deadline=deadline)
+        except LLMError as error:
+            self._redact(self._attributed(error, ctx.model))
+            raise
+        headers = response.headers
+        if self.rate_limiter is not None:
+            self.rate_limiter.update_from_headers(self.provider_name, ctx.model, headers)
+        if response.status >= 400:
+            raise self._redact(self._mapped_error(response.status, headers, response.body, ctx))
+        return response.body
+
+    def redact(self, error: LLMError) -> LLMError:
+        """``error`` with every credential this client holds masked (see ``_redact``)."""
+        return self._redact(error)
 
     def _redact(self, error: LLMError) -> LLMError:
         # Every credential this client holds: the key, the base URL's userinfo and query
