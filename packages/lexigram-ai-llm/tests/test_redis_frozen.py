@@ -108,9 +108,13 @@ async def test_frozen_router_state_routes_as_if_fresh(
         own_redis_server.freeze()
         with caplog.at_level(logging.WARNING, logger="lexigram.ai.llm"):
             result = await asyncio.wait_for(router.complete(HELLO), 2 * BOUND)
+            # Within failure_backoff the frozen server is not asked again: no second wait.
+            again = await asyncio.wait_for(router.complete(HELLO), BOUND)
     finally:
         own_redis_server.thaw()
         await route_client.close()
         await state.close()
     assert result.unwrap().content == "from the provider"
+    assert again.unwrap().content == "from the provider"
     assert "router state unavailable (TimeoutError" in caplog.text
+    assert "(ConnectionError: router state in Redis skipped for" in caplog.text

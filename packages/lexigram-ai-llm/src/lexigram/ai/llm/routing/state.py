@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = ["MemoryRouterState", "RedisRouterState", "RouteStats", "RouterState"]
+
+_T = TypeVar("_T")
 
 #: Weight of the newest sample in the latency moving average.
 LATENCY_SMOOTHING = 0.3
@@ -193,7 +195,9 @@ class RedisRouterState:
     after ``stats_ttl`` seconds without calls. Give a ``redis.asyncio.Redis`` client (left open
     on ``close()``) or a URL (owned; it waits at most ``socket_timeout`` seconds for a reply and
     ``socket_connect_timeout`` for a connection, so a frozen server costs the router that long;
-    the router then routes as if the state were fresh and logs a warning).
+    the router then routes as if the state were fresh and logs a warning). After a failed call
+    the server is not asked again for ``failure_backoff`` seconds: calls raise
+    ``ConnectionError`` at once, so each request does not wait for a dead server again.
     """
 
     def __init__(
@@ -204,7 +208,10 @@ class RedisRouterState:
         stats_ttl: float = 86400.0,
         socket_timeout: float | None = 1.0,
         socket_connect_timeout: float | None = 1.0,
+        failure_backoff: float = 2.0,
     ) -> None:
+        if failure_backoff < 0:
+            raise ValueError(f"failure_backoff must not be negative, got {failure_backoff}")
         try:
             from redis.asyncio import Redis
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -224,6 +231,8 @@ class RedisRouterState:
             self._client = client_or_url
             self._owns_client = False
         self.prefix = prefix
+        self.failure_backoff = failure_backoff
+        self._down_until = 0.0  # monotonic time until which the server is not asked
         self._stats_ttl_ms = int(stats_ttl * 1000)
         self._record = self._client.register_script(_RECORD_SCRIPT)
         self._cool_down = self._client.register_script(_COOL_DOWN_SCRIPT)
@@ -239,6 +248,7 @@ class RedisRouterState:
 
     async def snapshot(self, names: Sequence[str]) -> dict[str, RouteStats]:
         """Every named route's statistics and cooldown, in one round trip."""
+        self._check_up()
         pipe = self._client.pipeline(transaction=False)
         for name in names:
             pipe.hmget(
@@ -247,7 +257,7 @@ class RedisRouterState:
             )  # fmt: skip
             pipe.get(self._cooldown_key(name))
             pipe.pttl(self._cooldown_key(name))
-        replies: list[Any] = await pipe.execute()
+        replies: list[Any] = await self._guarded(pipe.execute())
         out: dict[str, RouteStats] = {}
         for index, name in enumerate(names):
             fields, reason, pttl = replies[3 * index : 3 * index + 3]
@@ -269,30 +279,47 @@ class RedisRouterState:
         self, name: str, *, ok: bool, latency: float | None = None, error: str | None = None
     ) -> None:
         """Count one call (one script call)."""
-        await self._record(
-            keys=[self._stats_key(name)],
-            args=[
-                "1" if ok else "0",
-                "" if latency is None else repr(latency * 1000.0),
-                repr(LATENCY_SMOOTHING),
-                error or "",
-                self._stats_ttl_ms,
-            ],
+        self._check_up()
+        await self._guarded(
+            self._record(
+                keys=[self._stats_key(name)],
+                args=[
+                    "1" if ok else "0",
+                    "" if latency is None else repr(latency * 1000.0),
+                    repr(LATENCY_SMOOTHING),
+                    error or "",
+                    self._stats_ttl_ms,
+                ],
+            )
         )
 
     async def cool_down(self, name: str, seconds: float, reason: str) -> None:
         """Rest the route everywhere; a longer cooldown already running is kept."""
         millis = max(1, round(seconds * 1000))
-        await self._cool_down(keys=[self._cooldown_key(name)], args=[reason, millis])
+        self._check_up()
+        await self._guarded(self._cool_down(keys=[self._cooldown_key(name)], args=[reason, millis]))
 
     async def reset(self, name: str) -> None:
         """End the cooldown now, everywhere."""
-        await self._client.unlink(self._cooldown_key(name))
+        await self._client.unlink(self._cooldown_key(name))  # asked for by a person: no skip
+        self._down_until = 0.0
 
     async def close(self) -> None:
         """Close the client if this state created it."""
         if self._owns_client:
             await asyncio.shield(self._client.aclose())
+
+    def _check_up(self) -> None:
+        left = self._down_until - time.monotonic()
+        if left > 0:
+            raise ConnectionError(f"router state in Redis skipped for {left:.1f}s after a failure")
+
+    async def _guarded(self, call: Awaitable[_T]) -> _T:
+        try:
+            return await call
+        except Exception:
+            self._down_until = time.monotonic() + self.failure_backoff
+            raise
 
 
 def _text(value: Any) -> str | None:
