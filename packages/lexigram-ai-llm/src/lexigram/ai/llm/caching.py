@@ -9,6 +9,14 @@ same in every process and on every Python version::
     cache = LLMCache(RedisCacheBackend("redis://localhost"), ttl=600)
     client = create_llm_client(config, cache=cache)
 
+The ``provider`` the client passes is its ``cache_scope``: the provider name and where it is
+reached (the base URL, normalised and without userinfo; the local provider's model file), so
+two clients of the same provider and model on different hosts never serve each other's
+answers. Clients sharing one cache on behalf of several tenants (API keys) can keep their
+entries apart with ``ClientConfig(cache_per_api_key=True)``: the scope then also holds a short,
+non-reversible SHA-256 fingerprint of the key (never the key itself). Without it, clients of
+one host share entries whatever their key.
+
 Identical requests in flight at the same time make one provider call: callers in one process
 share one task, and processes sharing a backend with ``set_if_absent`` (Redis, disk) take a
 short-lived claim on the key; the others poll for the stored answer, within a bounded wait.
