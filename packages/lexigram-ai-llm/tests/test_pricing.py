@@ -83,7 +83,7 @@ def test_lookup_accepts_names_as_providers_send_them(
 
 @pytest.mark.parametrize(
     "name",
-    ["o1-pro", "gpt-4o-audio-preview", "claude-opus-4-6", "gemini-2.5-flash-image", "gpt-4.5"],
+    ["o1-preview", "gpt-4o-audio-preview", "claude-opus-4-6", "gemini-2.5-flash-image", "gpt-4.5"],
 )
 def test_a_different_model_is_never_priced_as_its_prefix(name: str) -> None:
     assert lookup_model(name) is None

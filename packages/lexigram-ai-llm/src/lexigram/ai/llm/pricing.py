@@ -81,7 +81,11 @@ class CostEstimate:
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """What the table knows about one model. Prices are USD per million tokens."""
+    """What the table knows about one model. Prices are USD per million tokens.
+
+    ``wire`` names the API a model is served on when its provider has several (``"responses"``
+    for OpenAI models that exist only on the Responses API); ``None`` is the provider's usual
+    one."""
 
     name: str
     provider: str | None = None
@@ -91,6 +95,7 @@ class ModelInfo:
     cache_write_per_mtok: float | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
+    wire: str | None = None
 
     @property
     def priced(self) -> bool:
@@ -176,6 +181,9 @@ class ModelInfo:
             return value
 
         provider = data.get("provider")
+        wire = data.get("wire")
+        if wire is not None and not isinstance(wire, str):
+            raise ValueError(f"wire must be a string, not {wire!r}")
         return cls(
             name=name,
             provider=str(provider) if provider is not None else None,
@@ -185,6 +193,7 @@ class ModelInfo:
             cache_write_per_mtok=number("cache_write"),
             context_window=count("context_window"),
             max_output_tokens=count("max_output_tokens"),
+            wire=wire,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +206,7 @@ class ModelInfo:
             "output": self.output_per_mtok,
             "context_window": self.context_window,
             "max_output_tokens": self.max_output_tokens,
+            "wire": self.wire,
         }
         return {k: v for k, v in fields.items() if v is not None}
 
