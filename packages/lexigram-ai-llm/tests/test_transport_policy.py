@@ -634,3 +634,31 @@ def test_ollama_host_without_scheme_or_port_keeps_working(monkeypatch: pytest.Mo
     monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:8080")
     client = create_llm_client(ClientConfig(provider="ollama", model="m"))
     assert isinstance(client, HTTPLLMClient) and client.base_url == "http://0.0.0.0:8080"
+
+
+# -- the in-memory transport -----------------------------------------------------------------
+
+
+async def test_the_in_memory_transport_applies_the_same_limits_and_framing() -> None:
+    from lexigram.ai.llm._framing import SSEDecoder
+    from lexigram.ai.llm._transport import InMemoryTransport, Reply, TransportLimits
+    from lexigram.ai.llm.providers.base import HTTPRequest
+
+    limits = TransportLimits(max_response_bytes=4096, max_error_body_bytes=8)
+    replies = iter(
+        [
+            Reply(chunks=[b"data: a\n", b"\n: keep-alive\n\ndata: b\n\n"]),
+            Reply(status=500, body=b"x" * 100),
+            Reply(body=b"y" * 5000),
+        ]
+    )
+    transport = InMemoryTransport(lambda request: next(replies), limits=limits)
+    request = HTTPRequest("POST", "http://memory/v1/chat", {}, b"{}")
+    streamed = await transport.send(request, stream=True)
+    batches = [list(batch) async for batch in streamed.events(SSEDecoder())]
+    assert [[event.data for event in batch] for batch in batches] == [[b"a", b"b"]]
+    failed = await transport.send(request)
+    assert failed.status == 500 and failed.body == b"x" * 8  # an excerpt only
+    with pytest.raises(ResponseLimitError):
+        await transport.send(request)
+    assert len(transport.sent) == 3

@@ -57,6 +57,7 @@ __all__ = [
     "AiohttpTransport",
     "Framer",
     "InMemoryTransport",
+    "Reply",
     "Request",
     "Response",
     "Transport",
@@ -414,6 +415,12 @@ class AiohttpTransport:
                     data = await _read_capped(response, self._limits.max_error_body_bytes)
             elif status >= 400:
                 data = await _read_capped(response, self._limits.max_error_body_bytes)
+            elif (
+                "Content-Encoding" not in response.headers
+                and (length := response.content_length) is not None
+                and length <= self._limits.max_response_bytes
+            ):
+                data = await response.read()  # the common case, one coroutine less
             else:
                 data = await _read_body(response, self._limits.max_response_bytes)
         except TimeoutError as exc:
