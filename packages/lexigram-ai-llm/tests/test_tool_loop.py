@@ -454,6 +454,31 @@ async def test_provider_error_mid_loop_keeps_the_partial_run(
 
 
 @pytest.mark.parametrize("family", ["openai"], indirect=True)
+async def test_max_concurrency_bounds_parallel_calls(
+    server: FakeProviderServer, llm: AbstractLLMClient
+) -> None:
+    running: list[int] = [0]
+    peak: list[int] = [0]
+
+    async def work(n: int) -> int:
+        """Some work."""
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        for _ in range(5):
+            await asyncio.sleep(0)  # give the other calls every chance to start
+        running[0] -= 1
+        return n
+
+    server.script(
+        _calls(*[(f"c{i}", "work", {"n": i}) for i in range(6)]),
+        Reply(text="done"),
+    )
+    run = (await run_tools(llm, ASK, tools=[work], max_concurrency=2)).unwrap()
+    assert [r.content for r in run.results] == ["0", "1", "2", "3", "4", "5"]
+    assert peak[0] == 2
+
+
+@pytest.mark.parametrize("family", ["openai"], indirect=True)
 async def test_tool_timeout(server: FakeProviderServer, llm: AbstractLLMClient) -> None:
     async def hangs(city: str) -> str:
         """Never answers."""
