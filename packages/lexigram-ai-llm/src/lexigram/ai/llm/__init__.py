@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.config import ClientConfig as ClientConfig
     from lexigram.ai.llm.conversation import ConversationConfig as ConversationConfig
     from lexigram.ai.llm.conversation import ConversationManager as ConversationManager
+    from lexigram.ai.llm.embeddings import EmbeddingClient as EmbeddingClient
+    from lexigram.ai.llm.embeddings import Embeddings as Embeddings
+    from lexigram.ai.llm.embeddings import create_embedding_client as create_embedding_client
     from lexigram.ai.llm.exceptions import InvalidRequestError as InvalidRequestError
     from lexigram.ai.llm.exceptions import LLMAuthenticationError as LLMAuthenticationError
     from lexigram.ai.llm.exceptions import LLMContentFilterError as LLMContentFilterError
@@ -69,6 +72,8 @@ _EXPORTS: dict[str, str] = {
     "Completion": "lexigram.ai.llm.types",
     "ConversationConfig": "lexigram.ai.llm.conversation",
     "ConversationManager": "lexigram.ai.llm.conversation",
+    "EmbeddingClient": "lexigram.ai.llm.embeddings",
+    "Embeddings": "lexigram.ai.llm.embeddings",
     "HuggingFaceCounter": "lexigram.ai.llm.tokens",
     "InvalidRequestError": "lexigram.ai.llm.exceptions",
     "JSONExtractor": "lexigram.ai.llm.structured",
@@ -107,6 +112,7 @@ _EXPORTS: dict[str, str] = {
     "ToolStep": "lexigram.ai.llm.tools",
     "ToolStream": "lexigram.ai.llm.tools",
     "Usage": "lexigram.ai.llm.types",
+    "create_embedding_client": "lexigram.ai.llm.embeddings",
     "create_llm_client": "lexigram.ai.llm.registry",
     "run_tools": "lexigram.ai.llm.tools",
     "stream_tools": "lexigram.ai.llm.tools",

@@ -31,7 +31,8 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from array import array
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import Enum
 from typing import Any
@@ -51,6 +52,7 @@ logger = logging.getLogger("lexigram.ai.llm.cache")
 CACHE_KEY_VERSION = "v1"
 _KEY_PREFIX = "llm:"
 _CLAIM_SUFFIX = ":claim"
+_VECTOR_TAG = b"f64:"  # a stored embedding: this tag, then native-order float64 values
 
 # Option names whose values are credentials: left out of the key wherever they appear.
 _SECRET_NAMES = frozenset(
@@ -270,6 +272,71 @@ class LLMCache:
         except UncacheableRequestError as exc:
             logger.debug("request not cached: %s", exc)
             return None
+
+    # -- embeddings: one entry per text ----------------------------------------------------
+
+    def embedding_keys(
+        self,
+        scope: str,
+        model: str,
+        texts: Sequence[str],
+        *,
+        dimensions: int | None,
+        input_type: str | None,
+        extra: Mapping[str, Any],
+    ) -> list[str] | None:
+        """One key per text: provider scope (provider, base URL, key fingerprint), model,
+        dimensions, input type and extra options, then the text. ``None`` when ``extra``
+        has no canonical form (the call bypasses the cache)."""
+        try:
+            head = {
+                "kind": "embedding",
+                "provider": scope,
+                "model": model,
+                "dimensions": dimensions,
+                "input_type": input_type,
+                "extra": _plain(extra),
+            }
+        except UncacheableRequestError as exc:
+            logger.debug("embedding call not cached: %s", exc)
+            self._counters.bypassed += 1
+            return None
+        base = hashlib.sha256(orjson.dumps(head, option=orjson.OPT_SORT_KEYS) + b"\0")
+        prefix = f"{_KEY_PREFIX}{CACHE_KEY_VERSION}:emb:"
+        keys = []
+        for text in texts:
+            digest = base.copy()
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            keys.append(prefix + digest.hexdigest())
+        return keys
+
+    async def get_embedding(self, key: str) -> list[float] | None:
+        """The stored vector under ``key`` (from ``embedding_keys``), or ``None``."""
+        if not self._backend_up():
+            return None
+        try:
+            raw = await self.backend.get(key)
+        except Exception as exc:
+            self._backend_failed("get", exc)
+            return None
+        if raw is None or not raw.startswith(_VECTOR_TAG) or (len(raw) - 4) % 8:
+            self._counters.misses += 1
+            return None
+        self._counters.hits += 1
+        values = array("d")
+        values.frombytes(raw[4:])
+        return values.tolist()
+
+    async def put_embedding(self, key: str, vector: Sequence[float]) -> None:
+        """Store ``vector`` (as exact float64 values) under ``key``."""
+        if not self._backend_up():
+            return
+        try:
+            await self.backend.set(key, _VECTOR_TAG + array("d", vector).tobytes(), self.ttl)
+        except Exception as exc:
+            self._backend_failed("set", exc)
+            return
+        self._counters.stores += 1
 
     # -- the client's seam -----------------------------------------------------------------
 

@@ -1,0 +1,454 @@
+"""Embeddings: ``create_embedding_client(...)`` and ``embed(texts)`` giving ``Embeddings``.
+
+::
+
+    async with create_embedding_client("openai/text-embedding-3-small") as embedder:
+        vectors = (await embedder.embed(["first text", "second text"])).unwrap()
+        vectors[0]        # list[float]
+        vectors.usage     # Usage(prompt_tokens=...)
+        vectors.cost      # USD from the price table, when the model is priced
+
+An embedding client sits on a chat client of the same provider and shares its transport, its
+credentials and signer, its circuit breaker, rate limiter, retry policy and response cache:
+each batch is one call through ``AbstractLLMClient.call_with_policies``.
+
+- ``texts`` is a sequence of strings; one string is refused (``embed("a text")`` would
+  otherwise embed its characters): pass ``[text]``. Empty strings are refused too.
+- Texts are cut into batches by the provider's documented limits (count and tokens), sent
+  concurrently (``max_concurrency`` batches at a time), and the vectors come back in input
+  order. A failed batch is retried alone, by the retry policy; the call's result is the first
+  batch that still fails. Batches that succeeded are cached even when another fails.
+- The cache is per text (keyed by provider, base URL, model, dimensions, input type and extra
+  options): a repeated text is never embedded twice, within a call or across calls.
+- ``input_type`` is one of ``search_document``, ``search_query``, ``classification``,
+  ``clustering``; wires with a task type get it mapped (Cohere ``input_type``, Gemini
+  ``taskType``), the others ignore it (OpenAI, Ollama, Titan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, overload
+
+from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.config import ClientConfig
+from lexigram.ai.llm.exceptions import (
+    ConfigurationError,
+    InvalidInputError,
+    LLMError,
+    TokenLimitError,
+)
+from lexigram.ai.llm.pricing import usage_cost
+from lexigram.ai.llm.providers.embedding_codecs import (
+    EMBEDDING_CODECS,
+    INPUT_TYPES,
+    DecodedEmbeddings,
+    Embedder,
+    EmbeddingBatch,
+    EmbeddingCodec,
+    EmbeddingLimits,
+)
+from lexigram.ai.llm.types import Usage
+from lexigram.result import Err, Ok, Result
+
+if TYPE_CHECKING:
+    from lexigram.ai.llm.caching import LLMCache
+    from lexigram.ai.llm.providers.http import HTTPLLMClient
+    from lexigram.ai.llm.registry import ProviderRegistry
+
+__all__ = ["EmbeddingClient", "Embeddings", "create_embedding_client"]
+
+#: Default embedding model per provider, used when neither the call nor the config names one.
+DEFAULT_EMBEDDING_MODELS: dict[str, str] = {
+    "openai": "text-embedding-3-small",
+    "azure-openai": "text-embedding-3-small",
+    "mistral": "mistral-embed",
+    "cohere": "embed-v4.0",
+    "gemini": "gemini-embedding-001",
+    "vertex": "text-embedding-005",
+    "ollama": "nomic-embed-text",
+    "bedrock": "amazon.titan-embed-text-v2:0",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings(Sequence[list[float]]):
+    """One vector per input text, in order; also the model, usage and cost of the call.
+
+    ``len``, indexing and iteration give ``list[float]`` vectors, so it reads as the
+    contract's ``list[list[float]]``. ``cached`` counts texts served from the cache."""
+
+    vectors: list[list[float]]
+    model: str = ""
+    provider: str = ""
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None
+    cached: int = 0
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @overload
+    def __getitem__(self, index: int) -> list[float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[float]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[float] | list[list[float]]:
+        return self.vectors[index]
+
+    def __iter__(self) -> Iterator[list[float]]:
+        return iter(self.vectors)
+
+    def __repr__(self) -> str:
+        return (
+            f"Embeddings({len(self.vectors)} x {self.dimensions}, model={self.model!r}, "
+            f"provider={self.provider!r}, usage={self.usage!r}, cost={self.cost!r})"
+        )
+
+    @property
+    def dimensions(self) -> int:
+        """Length of the vectors (0 when there are none)."""
+        return len(self.vectors[0]) if self.vectors else 0
+
+
+class _HTTPEmbedder:
+    """Batches encoded by an embedding codec, sent through an ``HTTPLLMClient``."""
+
+    def __init__(self, client: HTTPLLMClient, codec: EmbeddingCodec) -> None:
+        self.client = client
+        self.codec = codec
+        self.provider_name = client.provider_name
+
+    def limits(self, model: str) -> EmbeddingLimits:
+        return self.codec.limits(model, self.client.call_context(model))
+
+    def count_tokens(self, text: str, model: str) -> tuple[int, bool]:
+        from lexigram.ai.llm.tokens import shared_registry
+
+        count = shared_registry().count(text, model)
+        return int(count), not count.estimated
+
+    async def embed_batch(
+        self, batch: EmbeddingBatch, *, timeout: float | None, deadline: float | None
+    ) -> DecodedEmbeddings:
+        ctx = self.client.call_context(batch.model)
+        http = self.codec.encode(batch, ctx)
+        body = await self.client.send_encoded(http, ctx, timeout=timeout, deadline=deadline)
+        try:
+            return self.codec.decode(body, batch, ctx)
+        except LLMError as error:
+            raise self.client.redact(error) from None
+
+
+class EmbeddingClient:
+    """Turns texts into vectors (``EmbeddingClientProtocol``). Build it with
+    ``create_embedding_client``; use as ``async with`` or ``await close()``."""
+
+    def __init__(
+        self,
+        client: AbstractLLMClient,
+        embedder: Embedder,
+        *,
+        model: str | None = None,
+        max_concurrency: int = 8,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.client = client
+        self._embedder = embedder
+        self.provider_name = embedder.provider_name
+        self.default_model = model or DEFAULT_EMBEDDING_MODELS.get(self.provider_name, "")
+        self.max_concurrency = max_concurrency
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddingClient(provider={self.provider_name!r}, model={self.default_model!r}, "
+            f"client={self.client!r})"
+        )
+
+    async def __aenter__(self) -> EmbeddingClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the underlying client's connections (and a local embedding model)."""
+        close = getattr(self._embedder, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+        await self.client.close()
+
+    # -- embed -----------------------------------------------------------------------------
+
+    async def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        input_type: str | None = None,
+        **kwargs: Any,
+    ) -> Result[Embeddings, LLMError]:
+        """One vector per text, in order. ``cache=False`` skips the cache; ``timeout`` and
+        ``deadline`` bound each batch as they bound ``complete``; other keyword arguments go
+        into the request body (``extra``).
+
+        Bad input (one string, a non-string item, an empty text, ``dimensions=0``, an unknown
+        ``input_type``) is ``Err(InvalidInputError)`` before any request; a text longer than
+        the model's per-input limit, where its tokenizer is available, ``Err(TokenLimitError)``."""
+        use_cache = bool(kwargs.pop("cache", True))
+        timeout = kwargs.pop("timeout", None)
+        deadline_s = kwargs.pop("deadline", None)
+        model = model or self.default_model
+        try:
+            items = _checked_texts(texts)
+            _check_options(model, dimensions, input_type, self.provider_name)
+        except InvalidInputError as error:
+            error.provider, error.model = self.provider_name, model or None
+            return Err(error)
+        if not items:
+            return Ok(Embeddings([], model, self.provider_name))
+        # The client's deadlines are on ``time.monotonic``.
+        deadline = None if deadline_s is None else time.monotonic() + float(deadline_s)
+        limits = self._embedder.limits(model)
+        refused = self._preflight(items, model, limits)
+        if refused is not None:
+            return Err(refused)
+
+        vectors: list[list[float] | None] = [None] * len(items)
+        cache = self._cache() if use_cache else None
+        keys: list[str] | None = None
+        if cache is not None:
+            keys = cache.embedding_keys(
+                self.client.cache_scope,
+                model,
+                items,
+                dimensions=dimensions,
+                input_type=input_type,
+                extra=kwargs,
+            )
+        # Distinct texts still to embed, each with every position it fills.
+        todo: dict[str, list[int]] = {}
+        cached = 0
+        for i, text in enumerate(items):
+            positions = todo.get(text)
+            if positions is not None:
+                positions.append(i)
+                continue
+            if cache is not None and keys is not None:
+                hit = await cache.get_embedding(keys[i])
+                if hit is not None:
+                    vectors[i] = hit
+                    cached += 1
+                    continue
+            todo[text] = [i]
+
+        prompt_tokens = 0
+        answered_model: str | None = None
+        if todo:
+            pending = list(todo)
+            batches = _batches(pending, limits)
+            gate = asyncio.Semaphore(self.max_concurrency)
+
+            async def run(
+                batch_texts: list[str],
+            ) -> tuple[list[str], Result[DecodedEmbeddings, LLMError]]:
+                batch = EmbeddingBatch(batch_texts, model, dimensions, input_type, kwargs)
+                estimate = sum(_byte_bound(t) for t in batch_texts)
+                async with gate:
+                    result = await self.client.call_with_policies(
+                        model,
+                        lambda: self._embedder.embed_batch(
+                            batch, timeout=timeout, deadline=deadline
+                        ),
+                        tokens=lambda: estimate,
+                        deadline=deadline,
+                    )
+                return batch_texts, result
+
+            tasks = [asyncio.ensure_future(run(b)) for b in batches]
+            try:
+                for finished in asyncio.as_completed(tasks):
+                    batch_texts, result = await finished
+                    if isinstance(result, Err):
+                        return Err(result.error)
+                    decoded = result.value
+                    prompt_tokens += decoded.prompt_tokens
+                    answered_model = answered_model or decoded.model
+                    for text, vector in zip(batch_texts, decoded.vectors, strict=True):
+                        for position in todo[text]:
+                            vectors[position] = vector
+                        if cache is not None and keys is not None:
+                            await cache.put_embedding(keys[todo[text][0]], vector)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        usage = Usage.of(prompt_tokens, 0)
+        cost = (
+            usage_cost(usage, answered_model or "", model, provider=self.provider_name)
+            if prompt_tokens
+            else None
+        )
+        return Ok(
+            Embeddings(
+                [v for v in vectors if v is not None],
+                answered_model or model,
+                self.provider_name,
+                usage,
+                cost,
+                cached,
+            )
+        )
+
+    # -- pieces ----------------------------------------------------------------------------
+
+    def _cache(self) -> LLMCache | None:
+        from lexigram.ai.llm.caching import LLMCache
+
+        cache = self.client.cache
+        return cache if isinstance(cache, LLMCache) else None
+
+    def _preflight(
+        self, texts: Sequence[str], model: str, limits: EmbeddingLimits
+    ) -> TokenLimitError | None:
+        """A ``TokenLimitError`` for the first text over the per-input limit, counted by the
+        model's own tokenizer; texts short enough by their size alone are not tokenized."""
+        limit = limits.max_text_tokens
+        if limit is None:
+            return None
+        for i, text in enumerate(texts):
+            if _byte_bound(text) <= limit:
+                continue
+            tokens, exact = self._embedder.count_tokens(text, model)
+            if exact and tokens > limit:
+                return TokenLimitError(
+                    f"texts[{i}] has {tokens} tokens; {model!r} embeds at most {limit} "
+                    "tokens of one text. Split or shorten it. No request was sent",
+                    provider=self.provider_name,
+                    model=model,
+                    retryable=False,
+                    code="context_length_exceeded",
+                    details={"index": i, "tokens": tokens, "limit": limit},
+                )
+        return None
+
+
+def _byte_bound(text: str) -> int:
+    """An upper bound on the tokens of ``text`` for byte-level tokenizers: its UTF-8 size."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _batches(texts: list[str], limits: EmbeddingLimits) -> list[list[str]]:
+    """``texts`` cut in order into requests within the count and token limits (tokens bounded
+    by size, so a batch never exceeds the provider's limit)."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    tokens = 0
+    max_texts, max_tokens = limits.max_texts, limits.max_tokens
+    for text in texts:
+        size = _byte_bound(text) if max_tokens is not None else 0
+        if current and (
+            len(current) >= max_texts or (max_tokens is not None and tokens + size > max_tokens)
+        ):
+            batches.append(current)
+            current, tokens = [], 0
+        current.append(text)
+        tokens += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _checked_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str | bytes):
+        raise InvalidInputError.at(
+            "texts", "expected a sequence of strings, got one string; pass [text] to embed one"
+        )
+    if not isinstance(texts, Sequence):
+        raise InvalidInputError.at(
+            "texts", f"expected a sequence of strings, got {type(texts).__name__}"
+        )
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InvalidInputError.at(f"texts[{i}]", f"expected a str, got {type(text).__name__}")
+        if not text:
+            raise InvalidInputError.at(f"texts[{i}]", "is empty; providers refuse empty texts")
+    return items
+
+
+def _check_options(model: str, dimensions: Any, input_type: Any, provider: str) -> None:
+    if not model:
+        raise InvalidInputError.at(
+            "model", f"no embedding model given for provider {provider!r}: pass model=..."
+        )
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+    ):
+        raise InvalidInputError.at("dimensions", f"expected a positive integer, got {dimensions!r}")
+    if input_type is not None and input_type not in INPUT_TYPES:
+        raise InvalidInputError.at(
+            "input_type", f"expected one of {', '.join(INPUT_TYPES)}, got {input_type!r}"
+        )
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def create_embedding_client(
+    config: ClientConfig | str | None = None,
+    registry: ProviderRegistry | None = None,
+    *,
+    max_concurrency: int = 8,
+    **policies: Any,
+) -> EmbeddingClient:
+    """An embedding client: ``create_embedding_client("openai/text-embedding-3-small")``,
+    ``create_embedding_client(ClientConfig(...))``; ``policies`` (``cache=``,
+    ``rate_limiter=``) as for ``create_llm_client``. The model is the config's, else the
+    provider's usual embedding model."""
+    from lexigram.ai.llm.registry import create_llm_client
+
+    client = create_llm_client(config, registry, **policies)
+    return embedding_client_for(client, max_concurrency=max_concurrency)
+
+
+def embedding_client_for(
+    client: AbstractLLMClient, *, model: str | None = None, max_concurrency: int = 8
+) -> EmbeddingClient:
+    """An embedding client over an existing chat client (sharing its connections and
+    policies); ``ConfigurationError`` when its provider has no embeddings API here."""
+    from lexigram.ai.llm.providers.http import HTTPLLMClient
+
+    model = model or client.config.model
+    if isinstance(client, HTTPLLMClient):
+        codec = EMBEDDING_CODECS.get(client.profile.codec)
+        if codec is None:
+            raise ConfigurationError(
+                f"Provider {client.provider_name!r} has no embeddings API; use one of "
+                f"{', '.join(sorted(DEFAULT_EMBEDDING_MODELS))} (or the local model)"
+            )
+        return EmbeddingClient(
+            client, _HTTPEmbedder(client, codec), model=model, max_concurrency=max_concurrency
+        )
+    from lexigram.ai.llm.providers.local import LocalLLMClient
+
+    if isinstance(client, LocalLLMClient):
+        from lexigram.ai.llm.providers.local_embeddings import local_embedder
+
+        return EmbeddingClient(client, local_embedder(client), model=model, max_concurrency=1)
+    raise ConfigurationError(
+        f"{type(client).__name__} (provider {client.provider_name!r}) has no embeddings support"
+    )
