@@ -448,7 +448,10 @@ def embedding_client_for(
     if isinstance(client, LocalLLMClient):
         from lexigram.ai.llm.providers.local_embeddings import local_embedder
 
-        return EmbeddingClient(client, local_embedder(client), model=model, max_concurrency=1)
+        embedder = local_embedder(client)
+        return EmbeddingClient(
+            client, embedder, model=model or embedder.spec.name, max_concurrency=1
+        )
     raise ConfigurationError(
         f"{type(client).__name__} (provider {client.provider_name!r}) has no embeddings support"
     )
