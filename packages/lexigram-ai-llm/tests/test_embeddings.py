@@ -254,6 +254,7 @@ async def test_cohere_v2_embed_maps_input_type_default_search_document(
     assert second.json["input_type"] == "search_query"
     assert docs.vectors == [vector_for("a doc"), vector_for("another doc")]
     assert query.usage.prompt_tokens == 2
+    assert query.cost == pytest.approx(2 * 0.12 / 1_000_000)  # embed-v4.0, data/models.json
 
 
 async def test_cohere_batches_at_96_texts(server: EmbeddingServer) -> None:
