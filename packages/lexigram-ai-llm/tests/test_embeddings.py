@@ -346,3 +346,21 @@ async def test_bedrock_with_a_wrong_secret_is_refused(
     assert isinstance(result, Err)
     assert server.rejections == ["InvalidSignatureException"]
     assert "not-the-secret" not in str(result.error)
+
+
+# -- DI and command line ------------------------------------------------------------------
+
+
+async def test_llm_module_registers_an_embedding_client(server: EmbeddingServer) -> None:
+    from lexigram import Application
+    from lexigram.ai.llm import LLMModule
+
+    config = ClientConfig(
+        provider="openai", model="gpt-4o-mini", api_key=KEY, api_base=f"{server.url}/v1"
+    )
+    async with Application.boot(modules=[LLMModule.configure(config)]) as app:
+        embedder = await app.container.resolve(EmbeddingClientProtocol)
+        vectors = (await embedder.embed(["from the container"])).unwrap()
+    assert vectors[0] == vector_for("from the container")
+    # The chat model is not an embedding model: the provider's usual one is used.
+    assert server.requests[-1].json["model"] == "text-embedding-3-small"

@@ -52,12 +52,12 @@ from lexigram.ai.llm.providers.embedding_codecs import (
     EmbeddingCodec,
     EmbeddingLimits,
 )
+from lexigram.ai.llm.providers.http import HTTPLLMClient
 from lexigram.ai.llm.types import Usage
 from lexigram.result import Err, Ok, Result
 
 if TYPE_CHECKING:
     from lexigram.ai.llm.caching import LLMCache
-    from lexigram.ai.llm.providers.http import HTTPLLMClient
     from lexigram.ai.llm.registry import ProviderRegistry
 
 __all__ = ["EmbeddingClient", "Embeddings", "create_embedding_client"]
@@ -422,17 +422,21 @@ def create_embedding_client(
     from lexigram.ai.llm.registry import create_llm_client
 
     client = create_llm_client(config, registry, **policies)
-    return embedding_client_for(client, max_concurrency=max_concurrency)
+    model = client.config.model
+    if not isinstance(client, HTTPLLMClient):
+        model = None  # the local client: its model file
+    return embedding_client_for(client, model=model, max_concurrency=max_concurrency)
 
 
 def embedding_client_for(
     client: AbstractLLMClient, *, model: str | None = None, max_concurrency: int = 8
 ) -> EmbeddingClient:
     """An embedding client over an existing chat client (sharing its connections and
-    policies); ``ConfigurationError`` when its provider has no embeddings API here."""
-    from lexigram.ai.llm.providers.http import HTTPLLMClient
+    policies); ``ConfigurationError`` when its provider has no embeddings API here.
 
-    model = model or client.config.model
+    The client's own ``model`` is a chat model, so the embedding model is ``model``, else the
+    config's ``extra["embedding_model"]``, else the provider's usual one."""
+    model = model or client.config.extra.get("embedding_model")
     if isinstance(client, HTTPLLMClient):
         codec = EMBEDDING_CODECS.get(client.profile.codec)
         if codec is None:

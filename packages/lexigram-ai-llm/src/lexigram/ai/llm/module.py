@@ -20,7 +20,7 @@ from lexigram.ai.llm.client import AbstractLLMClient, replay_as_stream
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.registry import ProviderRegistry, default_registry
 from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk, Usage
-from lexigram.contracts.ai import LLMClientProtocol
+from lexigram.contracts.ai import EmbeddingClientProtocol, LLMClientProtocol
 from lexigram.contracts.health import HealthCheckResult, HealthStatus
 from lexigram.di import Container, DynamicModule, Module, Provider, module
 
@@ -88,7 +88,8 @@ class StubLLMClient(AbstractLLMClient):
 
 
 class LLMProvider(Provider):
-    """Registers ``LLMClientProtocol`` (a client, a router, or the stub), ``ProviderRegistry``,
+    """Registers ``LLMClientProtocol`` (a client, a router, or the stub),
+    ``EmbeddingClientProtocol`` (an embedding client over that client), ``ProviderRegistry``,
     ``TokenCounterRegistry``, ``ParserRegistry`` and, with ``enable_cache``, ``LLMCache``.
 
     Boot builds the client (so a bad config fails at start-up, not on the first call) and
@@ -107,12 +108,15 @@ class LLMProvider(Provider):
         routing: LLMConfig | None = None,
         stub: StubLLMClient | None = None,
         registry: ProviderRegistry | None = None,
+        middleware: Sequence[object] | None = None,
     ) -> None:
         super().__init__(ClientConfig.parse(config) if isinstance(config, str) else config)
+        self.middleware = tuple(middleware) if middleware else None
         self.routing = routing
         self.stub = stub
         self.registry = registry if registry is not None else default_registry
         self.client: Any = None
+        self.embedder: Any = None
 
     @property
     def client_config(self) -> ClientConfig:
@@ -132,9 +136,23 @@ class LLMProvider(Provider):
         container.register_factory(ParserRegistry, ParserRegistry.default)
         container.register_factory(LLMClientProtocol, self._build_client)
         container.register_factory(AbstractLLMClient, self._resolve_own_client)
+        container.register_factory(EmbeddingClientProtocol, self._build_embedder)
 
     async def _resolve_own_client(self, container: Container) -> Any:
         return await container.resolve(LLMClientProtocol)
+
+    async def _build_embedder(self, container: Container) -> Any:
+        # Over the same client (a router embeds itself): one set of connections and policies.
+        # A provider without embeddings raises ConfigurationError here, at resolve time.
+        if self.embedder is None:
+            client: Any = await container.resolve(LLMClientProtocol)
+            if callable(getattr(client, "embed", None)):
+                self.embedder = client
+            else:
+                from lexigram.ai.llm.embeddings import embedding_client_for
+
+                self.embedder = embedding_client_for(client)
+        return self.embedder
 
     async def _build_client(self, container: Container) -> Any:
         if self.client is not None:
@@ -144,6 +162,8 @@ class LLMProvider(Provider):
             return self.client
         config = self.client_config
         policies: dict[str, Any] = {}
+        if self.middleware:
+            policies["middleware"] = self.middleware
         if config.enable_cache:
             from lexigram.ai.llm.caching import LLMCache
             from lexigram.contracts.cache import CacheBackendProtocol
@@ -176,6 +196,9 @@ class LLMProvider(Provider):
             _warn_about_missing_keys(await container.resolve(LLMClientProtocol))
 
     async def shutdown(self) -> None:
+        embedder, self.embedder = self.embedder, None
+        if embedder is not None:
+            await embedder.close()
         client, self.client = self.client, None
         if client is not None:
             await client.close()
@@ -210,7 +233,7 @@ def _warn_about_missing_keys(client: Any) -> None:
         )
 
 
-@module(providers=(), exports=(LLMClientProtocol, ProviderRegistry))
+@module(providers=(), exports=(LLMClientProtocol, EmbeddingClientProtocol, ProviderRegistry))
 class LLMModule(Module):
     """The LLM module. Configure it with a client config or a routing config."""
 
@@ -221,13 +244,17 @@ class LLMModule(Module):
         *,
         routing: LLMConfig | None = None,
         registry: ProviderRegistry | None = None,
+        middleware: Sequence[object] | None = None,
     ) -> DynamicModule:
         """A module whose ``LLMClientProtocol`` is a client for ``config`` (a ``ClientConfig``
-        or ``"provider/model"``), or, with ``routing``, an ``LLMRouter``."""
+        or ``"provider/model"``), or, with ``routing``, an ``LLMRouter``; ``middleware``
+        (``lexigram.ai.llm.Middleware`` objects, in order) runs around its calls."""
         return DynamicModule(
             module=cls,
-            providers=(LLMProvider(config, routing=routing, registry=registry),),
-            exports=(LLMClientProtocol, ProviderRegistry),
+            providers=(
+                LLMProvider(config, routing=routing, registry=registry, middleware=middleware),
+            ),
+            exports=(LLMClientProtocol, EmbeddingClientProtocol, ProviderRegistry),
         )
 
     @classmethod
