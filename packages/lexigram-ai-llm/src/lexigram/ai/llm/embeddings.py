@@ -60,7 +60,13 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.caching import LLMCache
     from lexigram.ai.llm.registry import ProviderRegistry
 
-__all__ = ["EmbeddingClient", "Embeddings", "create_embedding_client"]
+__all__ = [
+    "EmbeddingClient",
+    "Embeddings",
+    "create_embedding_client",
+    "embedding_client_for",
+    "known_dimensions",
+]
 
 #: Default embedding model per provider, used when neither the call nor the config names one.
 DEFAULT_EMBEDDING_MODELS: dict[str, str] = {
@@ -73,6 +79,30 @@ DEFAULT_EMBEDDING_MODELS: dict[str, str] = {
     "ollama": "nomic-embed-text",
     "bedrock": "amazon.titan-embed-text-v2:0",
 }
+
+
+#: Default vector sizes of well-known embedding models (from each provider's model page); the
+#: router fails over only between routes whose vectors have the same size.
+KNOWN_DIMENSIONS: dict[str, int] = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+    "mistral-embed": 1024,
+    "embed-v4.0": 1536,
+    "embed-english-v3.0": 1024,
+    "embed-multilingual-v3.0": 1024,
+    "cohere.embed-english-v3": 1024,
+    "cohere.embed-multilingual-v3": 1024,
+    "gemini-embedding-001": 3072,
+    "text-embedding-005": 768,
+    "amazon.titan-embed-text-v2:0": 1024,
+    "nomic-embed-text": 768,
+}
+
+
+def known_dimensions(model: str, dimensions: int | None = None) -> int | None:
+    """The vector size ``model`` answers with (``dimensions`` when asked), if known."""
+    return dimensions if dimensions is not None else KNOWN_DIMENSIONS.get(model)
 
 
 @dataclass(frozen=True, slots=True)
