@@ -32,10 +32,15 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.exceptions import TokenLimitError as TokenLimitError
     from lexigram.ai.llm.exceptions import ToolFailureLimitError as ToolFailureLimitError
     from lexigram.ai.llm.exceptions import ToolLoopError as ToolLoopError
+    from lexigram.ai.llm.middleware import CallInfo as CallInfo
+    from lexigram.ai.llm.middleware import LoggingMiddleware as LoggingMiddleware
+    from lexigram.ai.llm.middleware import Middleware as Middleware
+    from lexigram.ai.llm.middleware import MiddlewareError as MiddlewareError
     from lexigram.ai.llm.model_manager import LLMModelManager as LLMModelManager
     from lexigram.ai.llm.module import LLMModule as LLMModule
     from lexigram.ai.llm.module import LLMProvider as LLMProvider
     from lexigram.ai.llm.module import StubLLMClient as StubLLMClient
+    from lexigram.ai.llm.otel import OpenTelemetryMiddleware as OpenTelemetryMiddleware
     from lexigram.ai.llm.rate_limit import RateLimiter as RateLimiter
     from lexigram.ai.llm.registry import ProviderRegistry as ProviderRegistry
     from lexigram.ai.llm.registry import create_llm_client as create_llm_client
@@ -65,6 +70,11 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "AbstractLLMClient": "lexigram.ai.llm.client",
+    "CallInfo": "lexigram.ai.llm.middleware",
+    "LoggingMiddleware": "lexigram.ai.llm.middleware",
+    "Middleware": "lexigram.ai.llm.middleware",
+    "MiddlewareError": "lexigram.ai.llm.middleware",
+    "OpenTelemetryMiddleware": "lexigram.ai.llm.otel",
     "ChatMessage": "lexigram.ai.llm.types",
     "ChatStream": "lexigram.ai.llm.stream",
     "CharEstimateCounter": "lexigram.ai.llm.tokens",

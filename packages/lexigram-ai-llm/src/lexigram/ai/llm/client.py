@@ -34,6 +34,16 @@ from lexigram.ai.llm.exceptions import (
 # ``pricing`` and ``tokens`` are imported here rather than in ``_preflight``/``_finalize``: a
 # ``from`` import inside a function costs about a microsecond on every call, and those run on
 # every request. Both modules are light (no tokenizer or data file loads until first used).
+from lexigram.ai.llm.middleware import (
+    CallInfo,
+    MiddlewareChain,
+    MiddlewareError,
+    as_chain,
+    default_chain,
+)
+from lexigram.ai.llm.middleware import (
+    observed as _observed,
+)
 from lexigram.ai.llm.pricing import context_window_for, usage_cost
 from lexigram.ai.llm.stream import ChatStream, StreamAccumulator
 from lexigram.ai.llm.tokens import CharEstimateCounter, preflight_token_limit
@@ -116,6 +126,7 @@ class AbstractLLMClient:
         *,
         cache: ResponseCache | None = None,
         rate_limiter: RateLimitPolicy | None = None,
+        middleware: Sequence[object] | None = None,
     ) -> None:
         self.config = config if config is not None else ClientConfig()
         cfg = self.config
@@ -143,6 +154,13 @@ class AbstractLLMClient:
         self.cache = cache
         self.rate_limiter = rate_limiter
         self._default_model = cfg.model or ""
+        # Middleware (``lexigram.ai.llm.middleware``): ``None`` keeps every call on the plain
+        # path unless OpenTelemetry or the DEBUG call log is switched on globally.
+        self._middleware = as_chain(middleware)
+        self._has_otel = self._middleware is not None and any(
+            type(m).__name__ == "OpenTelemetryMiddleware" for m in self._middleware.items
+        )
+        self._always_observe = self._middleware is not None or cfg.telemetry is True
 
     @property
     def cache_scope(self) -> str:
@@ -299,17 +317,70 @@ class AbstractLLMClient:
         self, request: ChatRequest, *, use_cache: bool = True
     ) -> Result[Completion, LLMError]:
         """``complete`` for an already built ``ChatRequest``."""
+        if self._always_observe or _observed():
+            chain = default_chain(self)
+            if chain is not None:
+                return await self._complete_observed(request, use_cache, chain)
         cache = self.cache if use_cache else None
         if cache is None:
-            return await self._complete_with_retries(request)
+            return await self._complete_uncached(request)
         hit = await cache.get(request, self.cache_scope)
         if hit is not None:
             return Ok(hit)
         return await cache.single_flight(
-            request, self.cache_scope, lambda: self._complete_with_retries(request)
+            request, self.cache_scope, lambda: self._complete_uncached(request)
         )
 
-    async def _complete_with_retries(self, request: ChatRequest) -> Result[Completion, LLMError]:
+    async def _complete_observed(
+        self, request: ChatRequest, use_cache: bool, chain: MiddlewareChain
+    ) -> Result[Completion, LLMError]:
+        """``complete_request`` with ``chain``'s hooks around it."""
+        call = CallInfo(self, request, chain, stream=False)
+        try:
+            try:
+                request = await chain.before_request(call, request)
+            except MiddlewareError as error:
+                await chain.on_error(call, error)
+                return Err(error)
+            cache = self.cache if use_cache else None
+            result: Result[Completion, LLMError]
+            try:
+                if cache is None:
+                    result = await self._complete_uncached(request, call)
+                else:
+                    hit = await cache.get(request, self.cache_scope)
+                    if hit is not None:
+                        call.cache_hit = True
+                        result = Ok(hit)
+                    else:
+                        result = await cache.single_flight(
+                            request,
+                            self.cache_scope,
+                            lambda: self._complete_uncached(request, call),
+                        )
+            except MiddlewareError as error:  # an ``on_retry`` raised
+                result = Err(error)
+            if isinstance(result, Err):
+                await chain.on_error(call, result.error)
+                return result
+            try:
+                return Ok(await chain.after_completion(call, result.value))
+            except MiddlewareError as error:
+                await chain.on_error(call, error)
+                return Err(error)
+        except BaseException:
+            chain.on_cancel(call)
+            raise
+
+    async def _complete_uncached(
+        self, request: ChatRequest, call: CallInfo | None = None
+    ) -> Result[Completion, LLMError]:
+        """One answer past the cache (a router overrides it to route the request)."""
+        return await self._complete_with_retries(request, call)
+
+    async def _complete_with_retries(
+        self, request: ChatRequest, call: CallInfo | None = None
+    ) -> Result[Completion, LLMError]:
         refused = self._preflight(request)
         if refused is not None:
             return Err(refused)
@@ -318,6 +389,7 @@ class AbstractLLMClient:
             lambda: self._do_complete(request),
             tokens=lambda: _estimated_tokens(request),
             deadline=request.deadline,
+            observed=call,
         )
         if isinstance(result, Ok):
             return Ok(self._finalize(request, result.value))
@@ -330,12 +402,14 @@ class AbstractLLMClient:
         *,
         tokens: Callable[[], int],
         deadline: float | None = None,
+        observed: CallInfo | None = None,
     ) -> Result[_T, LLMError]:
         """``call()`` (one provider call that raises ``LLMError``) under this client's
         circuit breaker, rate limiter (``tokens()`` estimates what it uses) and retry policy.
 
         The one attempt loop: ``complete`` runs through it, and so do other kinds of call to
-        the same provider (embedding batches), which then share the breaker and limits."""
+        the same provider (embedding batches), which then share the breaker and limits.
+        ``observed``, when middleware observes the call, gets each retry (``on_retry``)."""
         breaker = self.breakers.get(self.provider_name, model)
         attempt = 0
         while True:
@@ -366,7 +440,7 @@ class AbstractLLMClient:
                     breaker.release_probe()
             if not self.retry_policy.should_retry(
                 attempt, failure.retryable
-            ) or not await self._sleep_before_retry(attempt, failure, model, deadline):
+            ) or not await self._sleep_before_retry(attempt, failure, model, deadline, observed):
                 return Err(failure)
 
     # -- streaming -------------------------------------------------------------------------
@@ -409,6 +483,16 @@ class AbstractLLMClient:
     def stream_request(self, request: ChatRequest, *, use_cache: bool = True) -> ChatStream:
         """``stream_chat`` for an already built ``ChatRequest``."""
         cache = self.cache if use_cache else None
+        if self._always_observe or _observed():
+            chain = default_chain(self)
+            if chain is not None:
+                return ChatStream(
+                    lambda: self._stream_observed(request, cache, chain),
+                    provider=self.provider_name,
+                    model=request.model,
+                    wrap_error=lambda exc: self._unexpected_stream_error(exc, request),
+                    finalize=lambda completion: self._finalize(request, completion),
+                )
         return ChatStream(
             lambda: self._stream_with_policies(request, cache),
             provider=self.provider_name,
@@ -417,12 +501,51 @@ class AbstractLLMClient:
             finalize=lambda completion: self._finalize(request, completion),
         )
 
+    async def _stream_observed(
+        self, request: ChatRequest, cache: ResponseCache | None, chain: MiddlewareChain
+    ) -> AsyncIterator[StreamChunk]:
+        """``_stream_with_policies`` with ``chain``'s hooks: each chunk, then the folded
+        completion (``after_stream``) or the error."""
+        call = CallInfo(self, request, chain, stream=True)
+        finished = False
+        try:
+            try:
+                request = await chain.before_request(call, request)
+                accumulator = StreamAccumulator()
+                async for chunk in self._stream_with_policies(request, cache, call):
+                    if call.first_chunk_at is None:
+                        call.first_chunk_at = time.perf_counter()
+                    accumulator.add(chunk)
+                    chain.on_chunk(call, chunk)
+                    yield chunk
+                completion = self._finalize(
+                    request, accumulator.to_completion(self.provider_name, request.model)
+                )
+                finished = True
+                await chain.after_stream(call, completion)
+            except LLMError as error:
+                finished = True
+                await chain.on_error(call, error)
+                raise
+            except Exception as exc:
+                if isinstance(exc, ConfigurationError):
+                    raise
+                finished = True
+                wrapped = self._unexpected_stream_error(exc, request)
+                await chain.on_error(call, wrapped)
+                raise wrapped from exc
+        finally:
+            if not finished:  # closed early, or cancelled
+                chain.on_cancel(call)
+
     async def _stream_with_policies(
-        self, request: ChatRequest, cache: ResponseCache | None
+        self, request: ChatRequest, cache: ResponseCache | None, call: CallInfo | None = None
     ) -> AsyncIterator[StreamChunk]:
         if cache is not None:
             hit = await cache.get(request, self.cache_scope)
             if hit is not None:
+                if call is not None:
+                    call.cache_hit = True
                 for chunk in replay_as_stream(hit):
                     yield chunk
                 return
@@ -475,7 +598,7 @@ class AbstractLLMClient:
                     breaker.release_probe()
             if failure is not None:
                 if not await self._sleep_before_retry(
-                    attempt, failure, request.model, request.deadline
+                    attempt, failure, request.model, request.deadline, call
                 ):
                     raise failure
                 continue
@@ -525,7 +648,12 @@ class AbstractLLMClient:
             breaker.record_success()
 
     async def _sleep_before_retry(
-        self, attempt: int, error: LLMError, model: str, deadline: float | None
+        self,
+        attempt: int,
+        error: LLMError,
+        model: str,
+        deadline: float | None,
+        call: CallInfo | None = None,
     ) -> bool:
         """Wait before the next attempt; ``False`` (no wait) when the call's ``deadline``
         leaves no room for it, so the caller gives up with ``error``."""
@@ -540,6 +668,8 @@ class AbstractLLMClient:
             attempt,
             delay,
         )
+        if call is not None:
+            await call.chain.on_retry(call, attempt, error, delay)
         await asyncio.sleep(delay)
         return True
 

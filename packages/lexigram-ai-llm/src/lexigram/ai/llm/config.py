@@ -46,6 +46,12 @@ class ClientConfig(SectionSettings):
     cache_per_api_key: bool = False
     thinking: ThinkingConfig | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    # OpenTelemetry GenAI spans and metrics (the ``otel`` extra): ``None`` emits them when an
+    # OTel SDK is set up globally, ``True`` always (through the global API), ``False`` never.
+    # Message content goes on spans only with ``telemetry_capture_content`` or
+    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
+    telemetry: bool | None = None
+    telemetry_capture_content: bool = False
 
     # Policies. Retries count attempts after the first; the breaker is per provider and model.
     max_retries: int = Field(default=2, ge=0, le=10)

@@ -136,6 +136,7 @@ class LLMRouter(AbstractLLMClient):
         config: ClientConfig | None = None,
         cache: ResponseCache | None = None,
         owned: Sequence[Any] = (),
+        middleware: Sequence[object] | None = None,
     ) -> None:
         if not routes:
             raise ConfigurationError(
@@ -147,7 +148,7 @@ class LLMRouter(AbstractLLMClient):
         base = config if config is not None else ClientConfig()
         # Rate limits belong to each route; the router itself never waits for one.
         base = base.model_copy(update={"requests_per_minute": None, "tokens_per_minute": None})
-        super().__init__(base, cache=cache)
+        super().__init__(base, cache=cache, middleware=middleware)
         # ``model_construct``: the defaults, without reading the environment again.
         self.settings = settings if settings is not None else LLMConfig.model_construct()
         self.routes = tuple(routes)
@@ -184,11 +185,13 @@ class LLMRouter(AbstractLLMClient):
         rate_limiter: RateLimitPolicy | None = None,
         state: RouterState | None = None,
         strategy: RoutingStrategy | None = None,
+        middleware: Sequence[object] | None = None,
     ) -> LLMRouter:
         """A router for ``config``; each route's client starts from ``default`` (the ``ai_llm``
         section) with the route's settings on top. With no providers, one route is built from
         ``default`` itself. ``rate_limiter``, when given, is applied by every route instead of
-        the routes' own limits."""
+        the routes' own limits. ``middleware`` runs around the router's calls (each route's
+        client has none of it)."""
         from lexigram.ai.llm.registry import default_registry
 
         registry = registry or default_registry
@@ -223,24 +226,18 @@ class LLMRouter(AbstractLLMClient):
             config=default,
             cache=cache,
             owned=owned,
+            middleware=middleware,
         )
 
     # -- complete --------------------------------------------------------------------------
 
-    async def complete_request(
-        self, request: ChatRequest, *, use_cache: bool = True
+    async def _complete_uncached(
+        self, request: ChatRequest, call: Any = None
     ) -> Result[Completion, LLMError]:
-        """Route one request; ``Ok`` from the first route that answered, else the last
-        failure (with every attempt in ``error.details["attempts"]``)."""
-        cache = self.cache if use_cache else None
-        if cache is None:
-            return await self._route_completion(request)
-        hit = await cache.get(request, self._cache_scope)
-        if hit is not None:
-            return Ok(hit)
-        return await cache.single_flight(
-            request, self._cache_scope, lambda: self._route_completion(request)
-        )
+        """Route one request (``complete_request`` asks the cache first); ``Ok`` from the
+        first route that answered, else the last failure (with every attempt in
+        ``error.details["attempts"]``)."""
+        return await self._route_completion(request)
 
     async def _route_completion(self, request: ChatRequest) -> Result[Completion, LLMError]:
         routes, attempts = await self._plan(request)
