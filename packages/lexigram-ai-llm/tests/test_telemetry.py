@@ -515,3 +515,42 @@ async def test_no_middleware_no_chain(server: OpenAIServer) -> None:
         assert llm._middleware is None
         assert default_chain(llm) is None  # opentelemetry imported, no global provider
         assert isinstance(await llm.complete([{"role": "user", "content": "q"}]), Ok)
+
+
+async def test_cli_verbose_prints_one_line_per_call(server: OpenAIServer, tmp_path: Any) -> None:
+    import asyncio
+    import os
+
+    server.script(Reply(text="Paris.", prompt_tokens=8, completion_tokens=2))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LEX_", "OPENAI_", "ANTHROPIC_", "OTEL_"))
+    }
+    env.update(OPENAI_API_KEY=KEY, HOME=str(tmp_path))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lexigram.ai.llm",
+        "-v",
+        "chat",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--api-base",
+        server.url + "/v1",
+        "capital of France?",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=str(tmp_path),
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    assert "Paris." in out.decode()
+    lines = [line for line in err.decode().splitlines() if line.startswith("lexigram.ai.llm.calls")]
+    assert len(lines) == 1, err.decode()
+    assert lines[0].startswith("lexigram.ai.llm.calls: openai gpt-4o-mini tokens=8+2 cost=")
+    assert "latency=" in lines[0]
+    assert KEY not in err.decode()

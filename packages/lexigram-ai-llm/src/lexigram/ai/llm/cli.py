@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         library_logger = logging.getLogger("lexigram")
         library_logger.addHandler(handler)
         library_logger.setLevel(logging.INFO)
+        # One line per call (provider, model, tokens, cost, latency), not the detail events.
+        logging.getLogger("lexigram.ai.llm.calls").setLevel(logging.DEBUG)
+        logging.getLogger("lexigram.ai.llm.calls.detail").setLevel(logging.INFO)
     try:
         if args.command == "chat":
             return asyncio.run(_chat(args))
