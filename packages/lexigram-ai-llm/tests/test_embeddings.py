@@ -108,6 +108,17 @@ def test_base64_decoding_is_little_endian_float32() -> None:
     assert decoded[3] == pytest.approx(1e-3, rel=1e-6)
 
 
+async def test_a_malformed_answer_is_a_typed_error(server: EmbeddingServer) -> None:
+    from lexigram.ai.llm.exceptions import StreamError
+
+    async with embedder(server, max_retries=0) as client:
+        # A base64 vector whose byte length is not a multiple of 4 cannot be float32.
+        bad = {"object": "list", "data": [{"index": 0, "embedding": "AAAAAAA="}], "usage": {}}
+        server.raw_body = bad
+        result = await client.embed(["x"])
+    assert isinstance(result, Err) and isinstance(result.error, StreamError)
+
+
 async def test_10000_texts_over_a_2048_limit_make_5_requests_in_order(
     server: EmbeddingServer,
 ) -> None:

@@ -70,6 +70,7 @@ class EmbeddingServer:
         self.failures: list[_Failure] = []
         self.sigv4 = sigv4
         self.rejections: list[str] = []
+        self.raw_body: Any = None  # OpenAI route: answer this JSON instead (a malformed answer)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -141,6 +142,8 @@ class EmbeddingServer:
         failed = self._failure_for(texts)
         if failed is not None:
             return failed
+        if self.raw_body is not None:
+            return _json(self.raw_body)
         data = recorded.json
         dims = data.get("dimensions") or data.get("output_dimension") or DEFAULT_DIMENSIONS
         items = []
