@@ -21,7 +21,7 @@ import sys
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import quote
 
 import orjson
@@ -132,7 +132,8 @@ def decode_base64_floats(data: str | bytes) -> list[float]:
     swaps the bytes through ``array``."""
     raw = base64.b64decode(data)
     if _LITTLE_ENDIAN:
-        return memoryview(raw).cast("f").tolist()
+        # A float cast gives floats; typeshed types every tolist() as list[int].
+        return cast("list[float]", memoryview(raw).cast("f").tolist())
     values = array("f")
     values.frombytes(raw)
     values.byteswap()
