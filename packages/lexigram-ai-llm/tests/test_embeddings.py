@@ -317,6 +317,28 @@ async def test_gemini_batch_embed_contents_with_task_type(server: EmbeddingServe
     assert vectors.vectors == [vector_for("what is life?"), vector_for("x")]
 
 
+async def test_vertex_predict_with_task_type(server: EmbeddingServer) -> None:
+    extra = {"project": "p1", "location": "us-central1", "access_token": "ya29.given"}
+    async with embedder(server, provider="vertex", api_key=None, extra=extra) as client:
+        vectors = (
+            await client.embed(["a doc", "b doc"], input_type="search_document", dimensions=8)
+        ).unwrap()
+    sent = server.requests[-1]
+    assert sent.path == (
+        "/v1/projects/p1/locations/us-central1/publishers/google/models/text-embedding-005:predict"
+    )
+    assert sent.headers["authorization"] == "Bearer ya29.given"
+    assert sent.json == {
+        "instances": [
+            {"content": "a doc", "task_type": "RETRIEVAL_DOCUMENT"},
+            {"content": "b doc", "task_type": "RETRIEVAL_DOCUMENT"},
+        ],
+        "parameters": {"outputDimensionality": 8},
+    }
+    assert vectors.vectors == [vector_for("a doc"), vector_for("b doc")]
+    assert vectors.usage.prompt_tokens == 4
+
+
 async def test_bedrock_titan_is_sigv4_signed_one_text_per_call(
     server: EmbeddingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,9 @@ Routes and shapes:
   "prompt_eval_count"}`` (github.com/ollama/ollama/blob/main/docs/api.md).
 - Gemini ``POST /v1beta/models/{model}:batchEmbedContents`` -> ``{"embeddings": [{"values"}]}``
   (ai.google.dev/api/embeddings).
+- Vertex AI ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:predict`` ->
+  ``{"predictions": [{"embeddings": {"values", "statistics": {"token_count"}}}]}``
+  (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api).
 - Bedrock ``POST /model/{id}/invoke``: Titan ``{"embedding", "inputTextTokenCount"}``, Cohere
   ``{"id", "embeddings", "texts", "response_type": "embeddings_floats"}``; every request must
   carry a SigV4 signature the server recomputes with botocore (as ``bedrock_server`` does).
@@ -230,6 +233,31 @@ class EmbeddingServer:
             }
         )
 
+    async def vertex(self, request: web.Request) -> web.Response:
+        """Vertex AI ``…/publishers/google/models/{model}:predict`` (text embeddings)."""
+        recorded = await self._record(request)
+        if not recorded.headers.get("authorization", "").startswith("Bearer "):
+            return _json({"error": {"code": 401, "status": "UNAUTHENTICATED"}}, 401)
+        data = recorded.json
+        dims = (data.get("parameters") or {}).get("outputDimensionality") or DEFAULT_DIMENSIONS
+        return _json(
+            {
+                "predictions": [
+                    {
+                        "embeddings": {
+                            "values": vector_for(i["content"], dims),
+                            "statistics": {
+                                "truncated": False,
+                                "token_count": tokens_for(i["content"]),
+                            },
+                        }
+                    }
+                    for i in data["instances"]
+                ],
+                "metadata": {"billableCharacterCount": 10},
+            }
+        )
+
     async def bedrock(self, request: web.Request) -> web.Response:
         recorded = await self._record(request)
         if self.sigv4:
@@ -279,6 +307,10 @@ class EmbeddingServer:
         app.router.add_post("/api/embed", self.ollama)
         app.router.add_post(r"/v1beta/models/{model}:batchEmbedContents", self.gemini)
         app.router.add_post("/model/{model}/invoke", self.bedrock)
+        app.router.add_post(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:predict",
+            self.vertex,
+        )
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         sock = socket.socket()
