@@ -51,6 +51,7 @@ from lexigram.contracts.health import HealthCheckResult, HealthStatus
 from lexigram.result import Err, Ok, Result
 
 if TYPE_CHECKING:
+    from lexigram.ai.llm.embeddings import Embeddings
     from lexigram.ai.llm.pricing import ModelInfo
     from lexigram.ai.llm.registry import ProviderRegistry
 
@@ -155,6 +156,7 @@ class LLMRouter(AbstractLLMClient):
         self.strategy = strategy or SequentialCascadeStrategy()
         self.state: RouterState = state if state is not None else MemoryRouterState()
         self._owned = tuple(owned)
+        self._embedders: dict[str, Any] = {}  # route name -> EmbeddingClient (None: no API)
         # Cache entries belong to this set of routes (each its client's scope: provider, host
         # and key fingerprint, and the route's model), not to any one provider.
         self._cache_scope = "router:" + ",".join(
@@ -252,6 +254,62 @@ class LLMRouter(AbstractLLMClient):
             return Err(picked)
         _, completion = picked
         return Ok(replace(completion, attempts=tuple(attempts)))
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    async def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        input_type: str | None = None,
+        **kwargs: Any,
+    ) -> Result[Embeddings, LLMError]:
+        """Embed through the routes ranked as for chat, skipping routes whose provider has
+        no embeddings API. A failure falls over only to routes whose vectors have the first
+        route's size (``dimensions`` when given, else each route's model's known size): a
+        caller never gets vectors of another length. Vectors of different models are still
+        not comparable with each other; keep one model per index."""
+        from lexigram.ai.llm.embeddings import embedding_client_for, known_dimensions
+
+        probe = ChatRequest(messages=(), model=model or "")
+        ranked, attempts = await self._plan(probe)
+        usable: list[tuple[Route, Any]] = []
+        for route in ranked:
+            if route.name not in self._embedders:
+                try:
+                    embedder = embedding_client_for(route.client)
+                except ConfigurationError:
+                    embedder = None
+                self._embedders[route.name] = embedder
+            if self._embedders[route.name] is not None:
+                usable.append((route, self._embedders[route.name]))
+        if not usable and ranked:
+            raise ConfigurationError(
+                "No route of this router has an embeddings API: add a provider that has one "
+                "(openai, cohere, gemini, mistral, ollama, bedrock, local)"
+            )
+        if not usable:
+            return Err(self._nothing_ready(probe, attempts))
+        first = known_dimensions(model or usable[0][1].default_model, dimensions)
+        routes = [usable[0][0]] + [
+            route
+            for route, embedder in usable[1:]
+            if first is not None
+            and known_dimensions(model or embedder.default_model, dimensions) == first
+        ]
+
+        async def call(route: Route) -> Result[Embeddings, LLMError]:
+            result: Result[Embeddings, LLMError] = await self._embedders[route.name].embed(
+                texts, model=model, dimensions=dimensions, input_type=input_type, **kwargs
+            )
+            return result
+
+        picked = await self._run(routes, probe, attempts, call, None)
+        if isinstance(picked, LLMError):
+            return Err(picked)
+        return Ok(picked[1])
 
     # -- streaming -------------------------------------------------------------------------
 
