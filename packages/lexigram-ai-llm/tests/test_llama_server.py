@@ -26,7 +26,11 @@ from lexigram.ai.llm import ClientConfig, create_llm_client
 from lexigram.ai.llm.cli import main as cli_main
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.exceptions import StreamError, TokenLimitError
-from lexigram.ai.llm.providers.local import DEFAULT_SYSTEM_PROMPT, bundled_model_path
+from lexigram.ai.llm.providers.local import (
+    DEFAULT_SYSTEM_PROMPT,
+    LoadOptions,
+    bundled_model_path,
+)
 from lexigram.contracts.health import HealthStatus
 from lexigram.result import Err
 
@@ -54,6 +58,14 @@ def _free_port() -> int:
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m llama_cpp.server`` on a free loopback port; yields its ``/v1`` base URL."""
     port = _free_port()
+    # The numerics the local provider uses here (CI forces one thread, then two, through
+    # LEX_AI_LLM__EXTRA__N_THREADS), so the server answers as the provider does.
+    engine = LoadOptions.from_config(ClientConfig(provider="local")).llama_kwargs()
+    numerics = [
+        arg
+        for name in ("n_threads", "n_threads_batch", "n_batch", "n_ubatch")
+        for arg in (f"--{name}", str(engine[name]))
+    ]
     # The server logs a lot (model metadata, every request): to a file, never an unread pipe.
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")
@@ -70,6 +82,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(port),
             "--n_ctx",
             "512",
+            *numerics,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
