@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -334,7 +335,7 @@ _LOG_CHAIN: MiddlewareChain | None = None
 
 def _otel_chain() -> MiddlewareChain | None:
     """The OpenTelemetry middleware, once an OTel SDK tracer or meter provider is installed
-    globally; ``None`` (a dict lookup, or one ``isinstance``) otherwise. opentelemetry is
+    globally; ``None`` (a dict lookup, or two module globals read) otherwise. opentelemetry is
     never imported here: an application that set up an SDK has imported it already."""
     global _OTEL_CHAIN
     if _OTEL_CHAIN is not None:
@@ -342,20 +343,39 @@ def _otel_chain() -> MiddlewareChain | None:
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
-    configured = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-    if not configured:
-        metrics = sys.modules.get("opentelemetry.metrics")
-        configured = (
-            metrics is not None
-            and type(metrics.get_meter_provider()).__name__ != "_ProxyMeterProvider"
+    if not _provider_set(trace, "_TRACER_PROVIDER", "ProxyTracerProvider") and not (
+        _provider_set(
+            sys.modules.get("opentelemetry.metrics._internal"),
+            "_METER_PROVIDER",
+            "_ProxyMeterProvider",
         )
-    if not configured:
+    ):
         return None
     from lexigram.ai.llm.otel import OpenTelemetryMiddleware
 
     # A global SDK provider cannot be unset, so the answer is kept.
     _OTEL_CHAIN = MiddlewareChain([OpenTelemetryMiddleware()])
     return _OTEL_CHAIN
+
+
+def _provider_set(module: Any, name: str, proxy: str) -> bool:
+    """Whether the OTel API ``module`` has a global provider. Its module global is read
+    first: ``get_tracer_provider()`` costs about 3 µs (an environment lookup) per call,
+    which every request would pay while OTel is imported but not configured."""
+    if module is None:
+        return False
+    provider = getattr(module, name, _UNKNOWN)
+    if provider is None and not _PROVIDER_FROM_ENV:
+        return False
+    getter = module.get_tracer_provider if name == "_TRACER_PROVIDER" else module.get_meter_provider
+    return type(getter()).__name__ != proxy
+
+
+_UNKNOWN = object()
+# Providers named by the environment are loaded by the API's getters on first use.
+_PROVIDER_FROM_ENV = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
 
 
 def default_chain(client: Any) -> MiddlewareChain | None:
