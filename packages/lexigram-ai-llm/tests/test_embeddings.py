@@ -134,6 +134,35 @@ async def test_10000_texts_over_a_2048_limit_make_5_requests_in_order(
     assert vectors.usage.prompt_tokens == sum(len(t.split()) for t in texts)
 
 
+async def test_token_limits_cut_batches_by_the_models_tokenizer(
+    server: EmbeddingServer,
+) -> None:
+    pytest.importorskip("tiktoken")
+    # 2,048 texts of 80 tokens (400 bytes): 163,840 tokens fit one 300,000-token request,
+    # though their 819,200 bytes would not.
+    texts = [f"{i} " + "word " * 79 for i in range(2048)]
+    async with embedder(server) as client:
+        vectors = (await client.embed(texts)).unwrap()
+    assert len(server.requests) == 1
+    assert len(vectors) == 2048
+
+
+async def test_token_limits_cut_batches(server: EmbeddingServer) -> None:
+    pytest.importorskip("tiktoken")
+    texts = [f"{i} " + "word " * 499 for i in range(1000)]  # 500 tokens each, 500,000 in all
+    async with embedder(server) as client:
+        vectors = (await client.embed(texts)).unwrap()
+    from lexigram.ai.llm import TiktokenCounter
+
+    counter = TiktokenCounter("text-embedding-3-small")  # the package's offline encodings
+    batches = [r.json["input"] for r in server.requests]
+    assert len(batches) == 2 and sum(len(b) for b in batches) == 1000
+    tokens = [sum(counter.count(t) for t in batch) for batch in batches]
+    assert all(n <= 300_000 for n in tokens)  # per request, by the model's tokenizer
+    assert max(tokens) > 290_000  # and a request is filled, not cut by a size bound
+    assert vectors[999] == vector_for(texts[999])
+
+
 async def test_a_429_on_one_batch_is_retried_alone(server: EmbeddingServer) -> None:
     texts = texts_of(10_000)
     server.fail_once(texts[5000], 429, headers={"retry-after-ms": "1"})

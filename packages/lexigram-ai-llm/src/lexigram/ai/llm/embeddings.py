@@ -288,7 +288,7 @@ class EmbeddingClient:
         answered_model: str | None = None
         if todo:
             pending = list(todo)
-            batches = _batches(pending, limits)
+            batches = _batches(pending, limits, self._sizes(pending, model, limits))
             gate = asyncio.Semaphore(self.max_concurrency)
 
             async def run(
@@ -351,6 +351,20 @@ class EmbeddingClient:
         cache = self.client.cache
         return cache if isinstance(cache, LLMCache) else None
 
+    def _sizes(self, texts: list[str], model: str, limits: EmbeddingLimits) -> list[int] | None:
+        """Tokens per text for batching under ``max_tokens``: the UTF-8 size (a bound for
+        byte-level tokenizers) unless that would cut batches, then the model's own tokenizer
+        where there is one, so long texts are not sent in needlessly small batches."""
+        if limits.max_tokens is None:
+            return None
+        sizes = [_byte_bound(text) for text in texts]
+        if sum(sizes) <= limits.max_tokens:
+            return sizes
+        first, exact = self._embedder.count_tokens(texts[0], model)
+        if not exact:
+            return sizes
+        return [first] + [self._embedder.count_tokens(t, model)[0] for t in texts[1:]]
+
     def _preflight(
         self, texts: Sequence[str], model: str, limits: EmbeddingLimits
     ) -> TokenLimitError | None:
@@ -381,15 +395,15 @@ def _byte_bound(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def _batches(texts: list[str], limits: EmbeddingLimits) -> list[list[str]]:
-    """``texts`` cut in order into requests within the count and token limits (tokens bounded
-    by size, so a batch never exceeds the provider's limit)."""
+def _batches(texts: list[str], limits: EmbeddingLimits, sizes: list[int] | None) -> list[list[str]]:
+    """``texts`` cut in order into requests within the count limit and, with ``sizes`` (each
+    text's tokens, or a bound on them), the token limit."""
     batches: list[list[str]] = []
     current: list[str] = []
     tokens = 0
     max_texts, max_tokens = limits.max_texts, limits.max_tokens
-    for text in texts:
-        size = _byte_bound(text) if max_tokens is not None else 0
+    for index, text in enumerate(texts):
+        size = sizes[index] if sizes is not None else 0
         if current and (
             len(current) >= max_texts or (max_tokens is not None and tokens + size > max_tokens)
         ):
