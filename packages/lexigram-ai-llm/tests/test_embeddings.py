@@ -426,3 +426,40 @@ async def test_llm_module_registers_an_embedding_client(server: EmbeddingServer)
     assert vectors[0] == vector_for("from the container")
     # The chat model is not an embedding model: the provider's usual one is used.
     assert server.requests[-1].json["model"] == "text-embedding-3-small"
+
+
+class RecordingLimiter:
+    """A user's own rate-limit policy (the RateLimitPolicy protocol): records each acquire."""
+
+    def __init__(self) -> None:
+        self.acquired: list[tuple[str, str, int]] = []
+
+    async def acquire(self, provider: str, model: str, tokens: int) -> None:
+        self.acquired.append((provider, model, tokens))
+
+    def update_from_headers(self, provider: str, model: str, headers: Any) -> None:
+        pass
+
+
+async def test_batches_share_the_chat_clients_rate_limiter_and_breaker(
+    server: EmbeddingServer,
+) -> None:
+    limiter = RecordingLimiter()
+    config = ClientConfig(
+        provider="openai",
+        api_key=KEY,
+        api_base=f"{server.url}/v1",
+        max_retries=0,
+        breaker_failure_threshold=2,
+    )
+    async with create_embedding_client(config, rate_limiter=limiter) as client:
+        assert (await client.embed(texts_of(5000))).is_ok()
+        assert [a[:2] for a in limiter.acquired] == [("openai", "text-embedding-3-small")] * 3
+        for _ in range(2):
+            server.fail_once("boom", 500, {"error": {"message": "down", "type": "server_error"}})
+            assert (await client.embed(["boom"])).is_err()
+        # Two provider failures opened the breaker for this provider and model: no request.
+        sent = len(server.requests)
+        result = await client.embed(["after"])
+        assert isinstance(result, Err) and result.error.code == "circuit_open"
+        assert len(server.requests) == sent
