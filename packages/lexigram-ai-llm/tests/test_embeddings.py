@@ -228,6 +228,8 @@ async def test_bad_input_is_refused_before_any_request(server: EmbeddingServer) 
             (None, {}, "texts"),
             (["ok"], {"dimensions": 0}, "dimensions"),
             (["ok"], {"input_type": "query"}, "input_type"),
+            (["ok"], {"timeout": -1}, "timeout"),
+            (["ok"], {"user": object()}, "kwargs"),
         ]
         for texts, options, field in cases:
             result = await client.embed(texts, **options)

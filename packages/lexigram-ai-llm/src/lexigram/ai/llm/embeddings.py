@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
+import orjson
+
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
@@ -167,7 +169,12 @@ class _HTTPEmbedder:
         self, batch: EmbeddingBatch, *, timeout: float | None, deadline: float | None
     ) -> DecodedEmbeddings:
         ctx = self.client.call_context(batch.model)
-        http = self.codec.encode(batch, ctx)
+        try:
+            http = self.codec.encode(batch, ctx)
+        except orjson.JSONEncodeError as exc:  # a caller's extra option the body cannot hold
+            raise InvalidInputError.at(
+                "kwargs", f"an extra option cannot be sent as JSON ({exc})"
+            ) from None
         body = await self.client.send_encoded(http, ctx, timeout=timeout, deadline=deadline)
         try:
             return self.codec.decode(body, batch, ctx)
@@ -230,6 +237,33 @@ class EmbeddingClient:
         input_type: str | None = None,
         **kwargs: Any,
     ) -> Result[Embeddings, LLMError]:
+        """One vector per text, in order (see ``_embed``); an ``embeddings {model}``
+        OpenTelemetry span when the chat client is observed (``lexigram.ai.llm.otel``)."""
+        from lexigram.ai.llm.middleware import embeddings_telemetry
+
+        telemetry = embeddings_telemetry(self.client)
+        if telemetry is None:
+            return await self._embed(
+                texts, model=model, dimensions=dimensions, input_type=input_type, **kwargs
+            )
+        return await telemetry.observe_embeddings(  # type: ignore[no-any-return]
+            self.client,
+            model or self.default_model,
+            len(texts) if isinstance(texts, Sequence) else 0,
+            lambda: self._embed(
+                texts, model=model, dimensions=dimensions, input_type=input_type, **kwargs
+            ),
+        )
+
+    async def _embed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        input_type: str | None = None,
+        **kwargs: Any,
+    ) -> Result[Embeddings, LLMError]:
         """One vector per text, in order. ``cache=False`` skips the cache; ``timeout`` and
         ``deadline`` bound each batch as they bound ``complete``; other keyword arguments go
         into the request body (``extra``).
@@ -249,6 +283,13 @@ class EmbeddingClient:
             return Err(error)
         if not items:
             return Ok(Embeddings([], model, self.provider_name))
+        for name, value in (("timeout", timeout), ("deadline", deadline_s)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            ):
+                return Err(
+                    InvalidInputError.at(name, f"must be a positive number of seconds: {value!r}")
+                )
         # The client's deadlines are on ``time.monotonic``.
         deadline = None if deadline_s is None else time.monotonic() + float(deadline_s)
         limits = self._embedder.limits(model)
