@@ -554,3 +554,41 @@ async def test_cli_verbose_prints_one_line_per_call(server: OpenAIServer, tmp_pa
     assert lines[0].startswith("lexigram.ai.llm.calls: openai gpt-4o-mini tokens=8+2 cost=")
     assert "latency=" in lines[0]
     assert KEY not in err.decode()
+
+
+async def test_embeddings_span() -> None:
+    from harness.embedding_server import EmbeddingServer
+
+    from lexigram.ai.llm import create_embedding_client
+
+    otel = Otel()
+    srv = EmbeddingServer()
+    await srv.start()
+    try:
+        cfg = ClientConfig(
+            provider="openai",
+            api_key=KEY,
+            api_base=f"{srv.url}/v1",
+            telemetry=False,
+            model="text-embedding-3-small",
+        )
+        async with create_embedding_client(
+            cfg, middleware=[otel.middleware], cache=LLMCache()
+        ) as embedder:
+            vectors = (await embedder.embed(["hello world", "the cat sat"])).unwrap()
+            again = (await embedder.embed(["hello world"])).unwrap()
+    finally:
+        await srv.stop()
+    first, second = otel.finished()
+    assert first.name == "embeddings text-embedding-3-small"
+    attrs = dict(first.attributes)
+    assert attrs["gen_ai.operation.name"] == "embeddings"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "text-embedding-3-small"
+    assert attrs["gen_ai.usage.input_tokens"] == vectors.usage.prompt_tokens > 0
+    assert attrs["gen_ai.embeddings.dimension.count"] == len(vectors[0])
+    assert attrs["lexigram.embeddings.inputs"] == 2
+    assert "lexigram.cache.hit" not in attrs
+    assert second.attributes["lexigram.cache.hit"] is True and again.cached == 1
+    assert {p.attributes["gen_ai.operation.name"] for p in otel.metric_points(
+        "gen_ai.client.operation.duration")} == {"embeddings"}  # fmt: skip

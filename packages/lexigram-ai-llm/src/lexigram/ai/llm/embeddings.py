@@ -264,6 +264,33 @@ class EmbeddingClient:
         input_type: str | None = None,
         **kwargs: Any,
     ) -> Result[Embeddings, LLMError]:
+        """One vector per text, in order (see ``_embed``); an ``embeddings {model}``
+        OpenTelemetry span when the chat client is observed (``lexigram.ai.llm.otel``)."""
+        from lexigram.ai.llm.middleware import embeddings_telemetry
+
+        telemetry = embeddings_telemetry(self.client)
+        if telemetry is None:
+            return await self._embed(
+                texts, model=model, dimensions=dimensions, input_type=input_type, **kwargs
+            )
+        return await telemetry.observe_embeddings(  # type: ignore[no-any-return]
+            self.client,
+            model or self.default_model,
+            len(texts) if isinstance(texts, Sequence) else 0,
+            lambda: self._embed(
+                texts, model=model, dimensions=dimensions, input_type=input_type, **kwargs
+            ),
+        )
+
+    async def _embed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        input_type: str | None = None,
+        **kwargs: Any,
+    ) -> Result[Embeddings, LLMError]:
         """One vector per text, in order. ``cache=False`` skips the cache; ``timeout`` and
         ``deadline`` bound each batch as they bound ``complete``; other keyword arguments go
         into the request body (``extra``).

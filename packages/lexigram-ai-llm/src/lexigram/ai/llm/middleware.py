@@ -396,6 +396,20 @@ def default_chain(client: Any) -> MiddlewareChain | None:
     return chain
 
 
+def embeddings_telemetry(client: Any) -> Any | None:
+    """The OpenTelemetry middleware that observes ``client``'s calls (an embedding client's
+    chat client), for ``embeddings {model}`` spans; ``None`` when there is none."""
+    if not isinstance(client, _client_class()) or not (client._always_observe or observed()):
+        return None
+    chain = default_chain(client)
+    if chain is None:
+        return None
+    for item in chain.items:
+        if callable(getattr(item, "observe_embeddings", None)):
+            return item
+    return None
+
+
 def _forced_otel(client: Any) -> MiddlewareChain:
     """``config.telemetry=True``: OpenTelemetry on this client whatever the global state."""
     chain = client.__dict__.get("_forced_otel_chain")
@@ -512,3 +526,9 @@ class LoggingMiddleware(Middleware):
             f" attempts={call.attempts}" if call.attempts > 1 else "",
             extra={"llm": fields},
         )
+
+
+def _client_class() -> Any:
+    from lexigram.ai.llm.client import AbstractLLMClient
+
+    return AbstractLLMClient

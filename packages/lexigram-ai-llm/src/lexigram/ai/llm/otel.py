@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -186,6 +187,81 @@ class OpenTelemetryMiddleware(Middleware):
         span.end()
         self._detach(token)
         self._duration.record(call.elapsed, self._metric_attributes(attributes, "cancelled"))
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    async def observe_embeddings(
+        self, client: Any, model: str, count: int, run: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """``run()`` (an ``embed`` call returning ``Result[Embeddings, LLMError]``) inside an
+        ``embeddings {model}`` span, with its duration and input-token metrics."""
+        from opentelemetry import context
+
+        from lexigram.ai.llm.middleware import _server_of
+
+        trace = self._trace
+        provider = provider_name(client.provider_name)
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.provider.name": provider,
+        }
+        if not self.latest_only:
+            attributes["gen_ai.system"] = provider
+        if model:
+            attributes["gen_ai.request.model"] = model
+        address, port = _server_of(client)
+        if address:
+            attributes["server.address"] = address
+        if port:
+            attributes["server.port"] = port
+        started = time.perf_counter()
+        span = self._tracer.start_span(
+            f"embeddings {model}".rstrip(), kind=trace.SpanKind.CLIENT, attributes=attributes
+        )
+        span.set_attribute("lexigram.embeddings.inputs", count)
+        token = context.attach(trace.set_span_in_context(span))
+        error_type: str | None = None
+        try:
+            result = await run()
+        except BaseException:
+            error_type = "cancelled"
+            span.set_attribute("error.type", error_type)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, error_type))
+            raise
+        else:
+            error = getattr(result, "error", None)
+            if isinstance(error, LLMError):
+                error_type = _error_type(error)
+                span.set_attribute("error.type", error_type)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(error.code)))
+            else:
+                value = result.value
+                if value.model:
+                    span.set_attribute("gen_ai.response.model", value.model)
+                    attributes["gen_ai.response.model"] = value.model
+                span.set_attribute("gen_ai.usage.input_tokens", value.usage.prompt_tokens)
+                if len(value):
+                    span.set_attribute("gen_ai.embeddings.dimension.count", len(value[0]))
+                if value.cached:
+                    span.set_attribute("lexigram.cache.hit", value.cached == count)
+                    span.set_attribute("lexigram.embeddings.cached", value.cached)
+                if value.cost is not None:
+                    span.set_attribute("lexigram.cost.usd", value.cost)
+                if value.usage.prompt_tokens:
+                    self._tokens.record(
+                        value.usage.prompt_tokens,
+                        {
+                            **self._metric_attributes(attributes, None),
+                            "gen_ai.token.type": "input",
+                        },
+                    )
+            return result
+        finally:
+            span.end()
+            self._detach(token)
+            self._duration.record(
+                time.perf_counter() - started, self._metric_attributes(attributes, error_type)
+            )
 
     # -- building blocks -----------------------------------------------------------------
 
