@@ -212,7 +212,8 @@ async def test_stream_retry_event(server: OpenAIServer) -> None:
     assert [e.name for e in span.events] == ["gen_ai.client.retry"]
 
 
-async def test_router_fallback_route_events() -> None:
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_router_fallback_route_events(streamed: bool) -> None:
     otel = Otel()
     first, second = OpenAIServer(), OpenAIServer()
     await first.start()
@@ -238,7 +239,11 @@ async def test_router_fallback_route_events() -> None:
             middleware=[otel.middleware],
         )
         async with router:
-            result = await router.complete([{"role": "user", "content": "hello"}])
+            messages = [{"role": "user", "content": "hello"}]
+            if streamed:
+                result = await router.stream_chat(messages).completion()
+            else:
+                result = await router.complete(messages)
     finally:
         await first.stop()
         await second.stop()

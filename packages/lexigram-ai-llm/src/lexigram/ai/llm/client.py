@@ -502,17 +502,28 @@ class AbstractLLMClient:
         )
 
     async def _stream_observed(
-        self, request: ChatRequest, cache: ResponseCache | None, chain: MiddlewareChain
+        self,
+        request: ChatRequest,
+        cache: ResponseCache | None,
+        chain: MiddlewareChain,
+        inner: Callable[[ChatRequest, CallInfo], AsyncIterator[StreamChunk]] | None = None,
+        folded: Callable[[Completion], Completion] | None = None,
     ) -> AsyncIterator[StreamChunk]:
-        """``_stream_with_policies`` with ``chain``'s hooks: each chunk, then the folded
-        completion (``after_stream``) or the error."""
+        """``_stream_with_policies`` (or ``inner``: a router's stream) with ``chain``'s
+        hooks: each chunk, then the folded completion (``after_stream``; ``folded`` adds
+        what only the stream knows) or the error."""
         call = CallInfo(self, request, chain, stream=True)
         finished = False
         try:
             try:
                 request = await chain.before_request(call, request)
                 accumulator = StreamAccumulator()
-                async for chunk in self._stream_with_policies(request, cache, call):
+                source = (
+                    self._stream_with_policies(request, cache, call)
+                    if inner is None
+                    else inner(request, call)
+                )
+                async for chunk in source:
                     if call.first_chunk_at is None:
                         call.first_chunk_at = time.perf_counter()
                     accumulator.add(chunk)
@@ -521,6 +532,8 @@ class AbstractLLMClient:
                 completion = self._finalize(
                     request, accumulator.to_completion(self.provider_name, request.model)
                 )
+                if folded is not None:
+                    completion = folded(completion)
                 finished = True
                 await chain.after_stream(call, completion)
             except LLMError as error:

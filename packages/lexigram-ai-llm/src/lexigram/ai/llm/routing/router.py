@@ -38,6 +38,7 @@ from lexigram.ai.llm.exceptions import (
     ProviderError,
     TokenLimitError,
 )
+from lexigram.ai.llm.middleware import default_chain, observed
 from lexigram.ai.llm.routing.config import LLMConfig, ProviderRoute
 from lexigram.ai.llm.routing.state import MemoryRouterState, RouterState, RouteStats
 from lexigram.ai.llm.routing.strategies import (
@@ -319,6 +320,21 @@ class LLMRouter(AbstractLLMClient):
         cache = self.cache if use_cache else None
 
         def source() -> AsyncIterator[StreamChunk]:
+            if self._always_observe or observed():
+                chain = default_chain(self)
+                if chain is not None:  # middleware around the routed stream
+                    return self._stream_observed(
+                        request,
+                        cache,
+                        chain,
+                        lambda sent, call: self._route_stream(sent, cache, stream),
+                        lambda done: replace(
+                            done,
+                            provider=stream.provider,
+                            model=done.model or stream.model,
+                            attempts=stream.attempts,
+                        ),
+                    )
             return self._route_stream(request, cache, stream)
 
         stream = RoutedStream(
