@@ -21,7 +21,8 @@ import pytest
 import pytest_asyncio
 from harness.ollama_admin_server import LibraryModel, OllamaAdminServer
 
-from lexigram.ai.llm.cli import main
+from lexigram.ai.llm import ClientConfig
+from lexigram.ai.llm.cli import LOCAL_MAX_TOKENS, main
 from lexigram.ai.llm.providers.local import (
     DEFAULT_MODEL,
     LoadOptions,
@@ -32,6 +33,9 @@ from lexigram.ai.llm.registry import default_registry
 
 QUESTION = "What is the capital of France?"
 LEXIGRAM_LLM = Path(sys.executable).with_name("lexigram-llm")
+# The local model's numerics variant the suite runs under (CI: one thread, then two); a "user"
+# here keeps it, so every variant runs these tests too.
+NUMERICS_VARIABLES = ("LEX_AI_LLM__EXTRA__N_THREADS", "LEX_AI_LLM__EXTRA__N_BATCH")
 KEY_VARIABLES = sorted({name for info in default_registry.list() for name in info.api_key_env})
 SECRET = "sk-test-SECRET-0123456789abcdef"
 
@@ -41,7 +45,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("LEX_") and k not in KEY_VARIABLES and k != "OLLAMA_HOST"
+        if (not k.startswith("LEX_") or k in NUMERICS_VARIABLES)
+        and k not in KEY_VARIABLES
+        and k != "OLLAMA_HOST"
     }
     env.update(extra)
     return env
@@ -66,7 +72,8 @@ def run(
 def loaded_model() -> Iterator[None]:
     """Keep the bundled model loaded for the in-process runs of this module."""
     holder = object()
-    default_pool().get(resolve_model(None), LoadOptions(), holder=id(holder))
+    options = LoadOptions.from_config(ClientConfig(provider="local"))
+    default_pool().get(resolve_model(None), options, holder=id(holder))
     yield
     default_pool().release(id(holder))
 
@@ -78,7 +85,7 @@ def user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for name in [*KEY_VARIABLES, "OLLAMA_HOST"]:
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
-        if name.startswith("LEX_"):
+        if name.startswith("LEX_") and name not in NUMERICS_VARIABLES:
             monkeypatch.delenv(name)
     return tmp_path
 
@@ -218,6 +225,46 @@ def test_yaml_environment_and_flags_reach_the_client(
     assert full.startswith(from_env) and from_env.startswith(from_flag)
     assert from_flag.startswith(from_yaml)
     assert len(from_yaml) < len(from_flag) < len(from_env) < len(full)
+
+
+# A grammar that allows only "la la la ...": the answer loops on any CPU.
+LOOP_SCHEMA = {"type": "string", "pattern": "^(la ){1000}$"}
+
+
+def test_a_looping_answer_is_ended_with_a_note(
+    user: Path, loaded_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (user / "loop.json").write_text(json.dumps(LOOP_SCHEMA))
+    assert main(["chat", "--json-schema", "loop.json", "Sing."]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith('"la la la')
+    assert captured.out.count("la") < 100  # ended soon after the loop began
+    assert captured.err == "note: the answer was ended because it began repeating itself\n"
+    assert main(["chat", "--json-schema", "loop.json", "--no-stream", "Sing."]) == 0
+    assert "repeating itself" in capsys.readouterr().err
+
+
+def test_the_local_model_answers_at_most_the_default_length(
+    user: Path,
+    loaded_model: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With the loop guard off, a grammar-forced loop of 1000 words runs until the CLI's
+    # default answer length stops it, not to the end of the context window.
+    (user / "loop.json").write_text(json.dumps(LOOP_SCHEMA))
+    monkeypatch.setenv("LEX_AI_LLM__EXTRA__STOP_ON_REPETITION", "false")
+    assert main(["chat", "--json-schema", "loop.json", "--no-stream", "Sing."]) == 0
+    words = capsys.readouterr().out.count("la")
+    assert LOCAL_MAX_TOKENS // 3 < words <= LOCAL_MAX_TOKENS
+
+
+def test_chat_help_documents_the_local_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["chat", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"at most {LOCAL_MAX_TOKENS} tokens" in text
+    assert "raw finish reason 'repetition'" in text
 
 
 def test_an_empty_prompt_is_a_usage_error(

@@ -40,6 +40,9 @@ EXIT_OK = 0
 EXIT_PROVIDER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: The longest answer asked of the embedded local model when no max_tokens is configured: a
+#: small model that loops stops within a few hundred tokens, not the whole context window.
+LOCAL_MAX_TOKENS = 512
 
 
 class _UsageError(Exception):
@@ -57,7 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    chat = commands.add_parser("chat", help="ask one question; the answer streams to stdout")
+    chat = commands.add_parser(
+        "chat",
+        help="ask one question; the answer streams to stdout",
+        description="Ask one question; the answer streams to stdout.",
+        epilog=(
+            f"With the embedded local model an answer is at most {LOCAL_MAX_TOKENS} tokens "
+            "unless --max-tokens or the configuration says otherwise, and an answer that falls "
+            "into a loop (the same words repeated back to back) is ended there, with a note on "
+            "stderr (finish reason 'length', raw finish reason 'repetition')."
+        ),
+    )
     chat.add_argument("prompt", metavar="PROMPT", help="the question, or - to read it from stdin")
     chat.add_argument("--provider", help="a registered provider name (default: configured)")
     chat.add_argument("--model", help="the model (for 'local': a name or a .gguf path)")
@@ -159,8 +172,6 @@ async def _chat(args: argparse.Namespace) -> int:
     try:
         from lexigram.ai.llm.providers.local import LocalLLMClient
 
-        if isinstance(client, LocalLLMClient):
-            await _with_progress(client.load(), f"Loading {client.model_path.name}")
         messages: list[ChatMessage] = []
         if args.system:
             messages.append(ChatMessage.system(args.system))
@@ -168,6 +179,10 @@ async def _chat(args: argparse.Namespace) -> int:
         options: dict[str, Any] = {"cache": False}
         if response_format is not None:
             options["response_format"] = response_format
+        if isinstance(client, LocalLLMClient):
+            await _with_progress(client.load(), f"Loading {client.model_path.name}")
+            if client.config.max_tokens is None:
+                options["max_tokens"] = LOCAL_MAX_TOKENS
         if args.tool or args.mcp:
             return await _chat_with_tools(client, messages, args, options)
         if args.no_stream:
@@ -175,6 +190,7 @@ async def _chat(args: argparse.Namespace) -> int:
             if isinstance(result, Err):
                 raise result.error
             _write(sys.stdout, result.value.content + "\n")
+            _note_repetition(result.value.raw_finish_reason)
             return EXIT_OK
         await _stream(client.stream_chat(messages, **options))
         return EXIT_OK
@@ -184,14 +200,25 @@ async def _chat(args: argparse.Namespace) -> int:
 
 async def _stream(chunks: AsyncIterator[Any]) -> None:
     wrote = ""
+    raw_finish_reason = None
     async for chunk in chunks:
         if chunk.thinking_delta:
             _write(sys.stderr, chunk.thinking_delta)
         if chunk.delta:
             _write(sys.stdout, chunk.delta)
             wrote = chunk.delta
+        if chunk.finish_reason is not None:
+            raw_finish_reason = chunk.raw_finish_reason
     if not wrote.endswith("\n"):
         _write(sys.stdout, "\n")
+    _note_repetition(raw_finish_reason)
+
+
+def _note_repetition(raw_finish_reason: str | None) -> None:
+    from lexigram.ai.llm.providers.local import REPETITION_FINISH
+
+    if raw_finish_reason == REPETITION_FINISH:
+        _write(sys.stderr, "note: the answer was ended because it began repeating itself\n")
 
 
 async def _chat_with_tools(
