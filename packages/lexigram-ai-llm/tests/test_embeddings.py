@@ -257,6 +257,9 @@ async def test_the_client_satisfies_the_contract(server: EmbeddingServer) -> Non
         assert isinstance(client, EmbeddingClientProtocol)
         result = await client.embed(["x"])
     assert isinstance(result, Ok)
+    # The answer is the contract's list[list[float]], with usage and cost on it.
+    assert isinstance(result.value, list) and result.value == [vector_for("x")]
+    assert type(result.value[0]) is list and result.value.usage.prompt_tokens == 1
 
 
 async def test_mistral_is_openai_shaped_with_floats(server: EmbeddingServer) -> None:
