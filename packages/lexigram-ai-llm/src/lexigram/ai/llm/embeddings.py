@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -107,45 +106,45 @@ def known_dimensions(model: str, dimensions: int | None = None) -> int | None:
     return dimensions if dimensions is not None else KNOWN_DIMENSIONS.get(model)
 
 
-@dataclass(frozen=True, slots=True)
-class Embeddings(Sequence[list[float]]):
-    """One vector per input text, in order; also the model, usage and cost of the call.
+class Embeddings(list[list[float]]):
+    """One vector per input text, in order: a ``list[list[float]]`` (so it is the contract's
+    answer type) that also carries the ``model`` and ``provider`` that answered, ``usage``
+    (input tokens), ``cost`` (USD from the price table, ``None`` when unpriced or all cached)
+    and ``cached`` (texts served from the cache)."""
 
-    ``len``, indexing and iteration give ``list[float]`` vectors, so it reads as the
-    contract's ``list[list[float]]``. ``cached`` counts texts served from the cache."""
+    __slots__ = ("cached", "cost", "model", "provider", "usage")
 
-    vectors: list[list[float]]
-    model: str = ""
-    provider: str = ""
-    usage: Usage = field(default_factory=Usage)
-    cost: float | None = None
-    cached: int = 0
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    @overload
-    def __getitem__(self, index: int) -> list[float]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[list[float]]: ...
-
-    def __getitem__(self, index: int | slice) -> list[float] | list[list[float]]:
-        return self.vectors[index]
-
-    def __iter__(self) -> Iterator[list[float]]:
-        return iter(self.vectors)
+    def __init__(
+        self,
+        vectors: Iterable[list[float]] = (),
+        model: str = "",
+        provider: str = "",
+        usage: Usage | None = None,
+        cost: float | None = None,
+        cached: int = 0,
+    ) -> None:
+        super().__init__(vectors)
+        self.model = model
+        self.provider = provider
+        self.usage = usage if usage is not None else Usage()
+        self.cost = cost
+        self.cached = cached
 
     def __repr__(self) -> str:
         return (
-            f"Embeddings({len(self.vectors)} x {self.dimensions}, model={self.model!r}, "
+            f"Embeddings({len(self)} x {self.dimensions}, model={self.model!r}, "
             f"provider={self.provider!r}, usage={self.usage!r}, cost={self.cost!r})"
         )
 
     @property
+    def vectors(self) -> list[list[float]]:
+        """The vectors as a plain list."""
+        return list(self)
+
+    @property
     def dimensions(self) -> int:
         """Length of the vectors (0 when there are none)."""
-        return len(self.vectors[0]) if self.vectors else 0
+        return len(self[0]) if self else 0
 
 
 class _HTTPEmbedder:
