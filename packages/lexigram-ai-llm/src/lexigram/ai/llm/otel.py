@@ -85,7 +85,7 @@ class OpenTelemetryMiddleware(Middleware):
         capture_content: bool | None = None,
     ) -> None:
         try:
-            from opentelemetry import metrics, trace
+            from opentelemetry import context, metrics, trace
         except ImportError:  # pragma: no cover - the extra is missing
             from lexigram.ai.llm.exceptions import MissingExtraError
 
@@ -95,6 +95,7 @@ class OpenTelemetryMiddleware(Middleware):
         from lexigram.ai.llm import __name__ as scope
 
         self._trace = trace
+        self._context = context
         self._tracer = trace.get_tracer(
             scope, schema_url=f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}",
             tracer_provider=tracer_provider,
@@ -146,9 +147,7 @@ class OpenTelemetryMiddleware(Middleware):
             # The route clients of a router (and anything the provider call traces) become
             # children of this span. A stream's generator runs in the caller's context
             # between chunks, so it is not made current there.
-            from opentelemetry import context
-
-            token = context.attach(self._trace.set_span_in_context(span))
+            token = self._context.attach(self._trace.set_span_in_context(span))
         call.data[self] = (span, token, attributes)
         return None
 
@@ -303,32 +302,34 @@ class OpenTelemetryMiddleware(Middleware):
             return
         span, token, attributes = state
         trace = self._trace
+        late: dict[str, Any] = {}  # one set_attributes call: the SDK locks and checks per call
         # The request as sent (a later middleware may have changed it).
         if call.request.model and call.request.model != attributes.get("gen_ai.request.model"):
-            span.set_attribute("gen_ai.request.model", call.request.model)
+            late["gen_ai.request.model"] = call.request.model
             attributes["gen_ai.request.model"] = call.request.model
         if call.attempts > 1:
-            span.set_attribute("lexigram.attempts", call.attempts)
+            late["lexigram.attempts"] = call.attempts
         if call.cache_hit:
-            span.set_attribute("lexigram.cache.hit", True)
+            late["lexigram.cache.hit"] = True
         if call.first_chunk_at is not None:
             ttfc = call.first_chunk_at - call.started
-            span.set_attribute("lexigram.time_to_first_chunk_s", ttfc)
+            late["lexigram.time_to_first_chunk_s"] = ttfc
         capture = self.capture_content
         if capture:
-            _set_input_messages(span, call.request)
+            _set_input_messages(late, call.request)
         error_type: str | None = None
         if completion is not None:
-            self._completion_attributes(span, attributes, completion, capture)
+            self._completion_attributes(late, attributes, completion, capture)
             self._route_events(span, completion.attempts)
         else:
             assert error is not None
             error_type = _error_type(error)
-            span.set_attribute("error.type", error_type)
+            late["error.type"] = error_type
             if error.provider and error.provider != call.provider:
-                span.set_attribute("lexigram.error.provider", error.provider)
+                late["lexigram.error.provider"] = error.provider
             span.set_status(trace.Status(trace.StatusCode.ERROR, str(error.code)))
             self._route_events(span, error.details.get("attempts") or ())
+        span.set_attributes(late)
         span.end()
         self._detach(token)
         metric_attributes = self._metric_attributes(attributes, error_type)
@@ -346,38 +347,40 @@ class OpenTelemetryMiddleware(Middleware):
                 )
 
     def _completion_attributes(
-        self, span: Any, attributes: dict[str, Any], completion: Completion, capture: bool
+        self,
+        late: dict[str, Any],
+        attributes: dict[str, Any],
+        completion: Completion,
+        capture: bool,
     ) -> None:
         if completion.provider and completion.provider != "router":
             answered = provider_name(completion.provider)
             if answered != attributes["gen_ai.provider.name"]:
                 # A router's span: the provider that answered.
-                span.set_attribute("gen_ai.provider.name", answered)
+                late["gen_ai.provider.name"] = answered
                 attributes["gen_ai.provider.name"] = answered
                 if not self.latest_only:
-                    span.set_attribute("gen_ai.system", answered)
+                    late["gen_ai.system"] = answered
         if completion.model:
-            span.set_attribute("gen_ai.response.model", completion.model)
+            late["gen_ai.response.model"] = completion.model
             attributes["gen_ai.response.model"] = completion.model
         if completion.id:
-            span.set_attribute("gen_ai.response.id", completion.id)
+            late["gen_ai.response.id"] = completion.id
         if completion.finish_reason:
-            span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason])
+            late["gen_ai.response.finish_reasons"] = [completion.finish_reason]
         usage = completion.usage
-        span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+        late["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+        late["gen_ai.usage.output_tokens"] = usage.completion_tokens
         if usage.cached_tokens:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached_tokens)
+            late["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
         if usage.cache_creation_tokens:
-            span.set_attribute(
-                "gen_ai.usage.cache_creation.input_tokens", usage.cache_creation_tokens
-            )
+            late["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_creation_tokens
         if usage.reasoning_tokens:
-            span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens)
+            late["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
         if completion.cost is not None:
-            span.set_attribute("lexigram.cost.usd", completion.cost)
+            late["lexigram.cost.usd"] = completion.cost
         if capture:
-            span.set_attribute("gen_ai.output.messages", _output_messages(completion))
+            late["gen_ai.output.messages"] = _output_messages(completion)
 
     @staticmethod
     def _route_events(span: Any, attempts: Any) -> None:
@@ -409,13 +412,10 @@ class OpenTelemetryMiddleware(Middleware):
             out["error.type"] = error_type
         return out
 
-    @staticmethod
-    def _detach(token: Any) -> None:
+    def _detach(self, token: Any) -> None:
         if token is not None:
-            from opentelemetry import context
-
             with contextlib.suppress(Exception):  # detached in another context
-                context.detach(token)
+                self._context.detach(token)
 
 
 def _error_type(error: LLMError) -> str:
@@ -437,7 +437,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _set_input_messages(span: Any, request: ChatRequest) -> None:
+def _set_input_messages(late: dict[str, Any], request: ChatRequest) -> None:
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for message in request.messages:
@@ -465,8 +465,8 @@ def _set_input_messages(span: Any, request: ChatRequest) -> None:
             ]
         messages.append({"role": role, "parts": parts})
     if system:
-        span.set_attribute("gen_ai.system_instructions", orjson.dumps(system).decode())
-    span.set_attribute("gen_ai.input.messages", orjson.dumps(messages).decode())
+        late["gen_ai.system_instructions"] = orjson.dumps(system).decode()
+    late["gen_ai.input.messages"] = orjson.dumps(messages).decode()
 
 
 def _output_messages(completion: Completion) -> str:
