@@ -88,7 +88,7 @@ def request_cache_key(request: ChatRequest, provider: str) -> str:
     canonical = {
         "provider": provider,
         "model": request.model,
-        "messages": [message.to_dict() for message in request.messages],
+        "messages": [_without_cache_points(message.to_dict()) for message in request.messages],
         "tools": [
             {
                 "name": tool.name,
@@ -110,6 +110,14 @@ def request_cache_key(request: ChatRequest, provider: str) -> str:
     }
     blob = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     return f"{_KEY_PREFIX}{CACHE_KEY_VERSION}:{hashlib.sha256(blob).hexdigest()}"
+
+
+def _without_cache_points(message: dict[str, Any]) -> dict[str, Any]:
+    # A cache point changes what the provider charges, never the answer.
+    content = message.get("content")
+    if isinstance(content, list) and any(p.get("type") == "cache_point" for p in content):
+        message["content"] = [p for p in content if p.get("type") != "cache_point"]
+    return message
 
 
 def _number(value: float | None) -> float | None:

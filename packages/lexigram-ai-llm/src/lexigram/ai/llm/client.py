@@ -80,6 +80,17 @@ _T = TypeVar("_T")
 _REQUEST_FIELDS = ("top_p", "tool_choice", "seed")
 
 
+def _prompt_cache_options(mode: Any, ttl: Any) -> tuple[str | None, str | None]:
+    """``prompt_cache`` (``"auto"``, ``None`` or ``False``) and ``prompt_cache_ttl`` checked."""
+    if mode is False:
+        mode = None
+    if mode not in (None, "auto"):
+        raise InvalidInputError.at("prompt_cache", f"expected 'auto' or None, got {mode!r}")
+    if ttl not in (None, "5m", "1h"):
+        raise InvalidInputError.at("prompt_cache_ttl", f"expected '5m' or '1h', got {ttl!r}")
+    return mode, ttl
+
+
 class CircuitOpenError(ProviderError):
     """The circuit breaker for this provider and model is open; no call was made."""
 
@@ -244,6 +255,12 @@ class AbstractLLMClient:
             fields["timeout"] = _positive_seconds("timeout", timeout)
         if deadline is not None:
             fields["deadline"] = time.monotonic() + _positive_seconds("deadline", deadline)
+        prompt_cache = kwargs.pop("prompt_cache", cfg.prompt_cache)
+        prompt_cache_ttl = kwargs.pop("prompt_cache_ttl", cfg.prompt_cache_ttl)
+        if prompt_cache is not None or prompt_cache_ttl is not None:
+            fields["prompt_cache"], fields["prompt_cache_ttl"] = _prompt_cache_options(
+                prompt_cache, prompt_cache_ttl
+            )
         if model is not None or temperature is not None or max_tokens is not None or fields:
             check_call_options(model, temperature, max_tokens, fields)
         if response_format is not None and not isinstance(response_format, ResponseFormat):

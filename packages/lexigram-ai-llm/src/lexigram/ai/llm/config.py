@@ -8,7 +8,7 @@ client when it is built.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -45,6 +45,10 @@ class ClientConfig(SectionSettings):
     # non-reversible fingerprint of the API key (a cache shared by several tenants).
     cache_per_api_key: bool = False
     thinking: ThinkingConfig | None = None
+    # Provider prompt caching for every call ("auto" marks system, tools and the conversation
+    # so far); ``prompt_cache_ttl`` is Anthropic's "5m" (default) or "1h". Per call likewise.
+    prompt_cache: Literal["auto"] | None = None
+    prompt_cache_ttl: Literal["5m", "1h"] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
     # OpenTelemetry GenAI spans and metrics (the ``otel`` extra): ``None`` emits them when an
     # OTel SDK is set up globally, ``True`` always (through the global API), ``False`` never.

@@ -21,6 +21,7 @@ from lexigram.ai.llm.exceptions import InvalidInputError, ToolArgumentsError
 from lexigram.contracts.ai.thinking import ThinkingBlock, ThinkingConfig, ThinkingResult
 
 __all__ = [
+    "CachePointPart",
     "ChatMessage",
     "ChatRequest",
     "Completion",
@@ -157,7 +158,22 @@ class DocumentPart:
         return base64.b64encode(self.data or b"").decode("ascii")
 
 
-ContentPart: TypeAlias = TextPart | ImageURLPart | ImageDataPart | DocumentPart
+@dataclass(frozen=True, slots=True)
+class CachePointPart:
+    """Where the provider may cache the prompt up to (``{"type": "cache_point"}``).
+
+    Sent as ``cache_control`` (Anthropic) or ``cachePoint`` (Bedrock) on the content before it;
+    ignored by providers without explicit markers. ``ttl`` is ``"5m"`` or ``"1h"``."""
+
+    ttl: str | None = None
+    type: Literal["cache_point"] = "cache_point"
+
+    def __post_init__(self) -> None:
+        if self.ttl not in (None, "5m", "1h"):
+            raise _FieldError("CachePointPart", "ttl", f"expected '5m' or '1h', got {self.ttl!r}")
+
+
+ContentPart: TypeAlias = TextPart | ImageURLPart | ImageDataPart | DocumentPart | CachePointPart
 
 
 # -- tools ---------------------------------------------------------------------------------
@@ -546,7 +562,7 @@ MessageInput: TypeAlias = "ChatMessage | Mapping[str, Any]"
 def _part_from_any(part: Any, path: str = "part") -> ContentPart:
     """A content part from a part object, a string or a part dict; ``InvalidInputError``
     naming ``path`` (``messages[0].content[1]``) and the field for anything else."""
-    if isinstance(part, TextPart | ImageURLPart | ImageDataPart | DocumentPart):
+    if isinstance(part, TextPart | ImageURLPart | ImageDataPart | DocumentPart | CachePointPart):
         return part
     if isinstance(part, str):
         return TextPart(part)
@@ -593,6 +609,8 @@ def _part_from_any(part: Any, path: str = "part") -> ContentPart:
             part.get("media_type", "application/pdf"),
             part.get("name"),
         )
+    if kind == "cache_point":
+        return _built(CachePointPart, path, part.get("ttl"))
     raise InvalidInputError.at(f"{path}.type", f"unknown content part type {kind!r}")
 
 
@@ -627,6 +645,12 @@ def _part_to_dict(part: ContentPart) -> dict[str, Any]:
         return {"type": "image_url", "image_url": spec}
     if isinstance(part, ImageDataPart):
         return {"type": "image", "data": part.base64, "media_type": part.media_type}
+    if isinstance(part, CachePointPart):
+        return (
+            {"type": "cache_point"}
+            if part.ttl is None
+            else {"type": "cache_point", "ttl": part.ttl}
+        )
     return {
         "type": "document",
         "data": part.base64 if part.data is not None else None,
@@ -681,7 +705,7 @@ def _thinking_from_any(block: Any, path: str = "thinking") -> ThinkingBlock:
 
 _ROLES: dict[Any, Role] = {role.value: role for role in Role}
 _ROLE_NAMES = ", ".join(role.value for role in Role)
-_PART_TYPES = (TextPart, ImageURLPart, ImageDataPart, DocumentPart)
+_PART_TYPES = (TextPart, ImageURLPart, ImageDataPart, DocumentPart, CachePointPart)
 
 
 def _unknown_role(role: Any) -> str:
@@ -957,6 +981,10 @@ class ChatRequest:
     response_format: ResponseFormat | None = None
     thinking: ThinkingConfig | None = None
     seed: int | None = None
+    # Ask the provider to cache the prompt prefix ("auto": system, tools, conversation so far;
+    # ttl "5m"/"1h"). Not in equality nor the response-cache key: it changes the price only.
+    prompt_cache: str | None = field(default=None, compare=False)
+    prompt_cache_ttl: str | None = field(default=None, compare=False)
     # Not in the repr: extra may carry headers such as Authorization.
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # Bounds of this call on the transport, never sent to the provider and left out of

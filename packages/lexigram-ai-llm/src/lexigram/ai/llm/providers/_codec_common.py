@@ -47,6 +47,7 @@ __all__ = [
     "parse_answer",
     "parse_answer_object",
     "parse_event",
+    "prompt_cache_fields",
     "replayable_thinking",
     "request_headers",
     "stream_error",
@@ -133,6 +134,27 @@ def apply_extra_body(
     for key, value in extra.items():
         if key not in reserved:
             body.setdefault(renames.get(key, key) if renames else key, value)
+
+
+def prompt_cache_fields(request: ChatRequest, ctx: CallContext) -> dict[str, Any]:
+    """OpenAI's ``prompt_cache_key`` (a hash of the model, system prompt and tools, so calls
+    sharing a prefix reach the same cache) and ``prompt_cache_retention`` (``"24h"`` for a
+    ``prompt_cache_ttl`` of ``"1h"``) for ``prompt_cache="auto"``, where the profile takes them
+    (``prompt_cache_key`` option); the caller's own values in ``extra`` win."""
+    if request.prompt_cache != "auto" or not ctx.options.get("prompt_cache_key"):
+        return {}
+    fields: dict[str, Any] = {}
+    if "prompt_cache_key" not in request.extra:
+        import hashlib  # cold: only with prompt_cache="auto"
+
+        prefix: list[Any] = [request.model]
+        prefix.append([m.text for m in request.messages if m.role.value == "system"])
+        prefix.append([[t.name, t.description, dict(t.parameters)] for t in request.tools])
+        digest = hashlib.sha256(orjson.dumps(prefix, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        fields["prompt_cache_key"] = f"lexigram-{digest[:32]}"
+    if request.prompt_cache_ttl == "1h" and "prompt_cache_retention" not in request.extra:
+        fields["prompt_cache_retention"] = "24h"
+    return fields
 
 
 def not_json_error(request: ChatRequest, ctx: CallContext, exc: Exception) -> InvalidInputError:

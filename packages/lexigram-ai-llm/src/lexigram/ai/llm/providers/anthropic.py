@@ -85,6 +85,7 @@ from lexigram.ai.llm.providers._codec_common import (
 )
 from lexigram.ai.llm.providers.base import CallContext, Framing, HTTPRequest, ProviderProfile
 from lexigram.ai.llm.types import (
+    CachePointPart,
     ChatMessage,
     ChatRequest,
     Completion,
@@ -251,6 +252,7 @@ class AnthropicCodec:
             body["tools"] = tools
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
+        _place_cache_markers(body, request)
         if stream:
             body["stream"] = True
         apply_extra_body(body, request.extra)
@@ -441,6 +443,8 @@ def _tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any]:
 def _encode_part(part: ContentPart) -> dict[str, Any] | None:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text} if part.text else None
+    if isinstance(part, CachePointPart):  # placed by ``_place_cache_markers``
+        return {"type": "cache_point", "ttl": part.ttl}
     if isinstance(part, ImageDataPart):
         return {
             "type": "image",
@@ -551,6 +555,12 @@ def _encode_messages(
         if role is Role.SYSTEM:
             if message.text:
                 system.append({"type": "text", "text": message.text})
+            if isinstance(message.content, tuple):
+                system.extend(
+                    {"type": "cache_point", "ttl": p.ttl}
+                    for p in message.content
+                    if isinstance(p, CachePointPart)
+                )
             continue
         if role is Role.TOOL:
             turn_role, blocks = "user", [_encode_tool_result(message)]
@@ -573,6 +583,49 @@ def _encode_messages(
         else:
             turns.append({"role": turn_role, "content": blocks})
     return system, turns
+
+
+# The API takes at most four ``cache_control`` breakpoints per request.
+MAX_CACHE_MARKERS = 4
+_UNCACHEABLE = ("thinking", "redacted_thinking")
+
+
+def _place_cache_markers(body: dict[str, Any], request: ChatRequest) -> None:
+    """``cache_control`` on the block before each cache point and, with ``prompt_cache="auto"``,
+    on the last tool, system block and conversation block; only the last four are kept."""
+    auto = request.prompt_cache == "auto"
+    marked: dict[int, tuple[dict[str, Any], str | None]] = {}
+
+    def mark(block: dict[str, Any] | None, ttl: str | None) -> None:
+        if block is not None:
+            marked.pop(id(block), None)  # re-marked: moves to its later place
+            marked[id(block)] = (block, ttl or request.prompt_cache_ttl)
+
+    if auto and body.get("tools"):
+        mark(body["tools"][-1], None)
+    previous: dict[str, Any] | None = None
+    lists = [body["system"]] if isinstance(body.get("system"), list) else []
+    lists += [turn["content"] for turn in body["messages"]]
+    for blocks in lists:
+        if any(b.get("type") == "cache_point" for b in blocks):
+            kept: list[dict[str, Any]] = []
+            for block in blocks:
+                if block.get("type") == "cache_point":
+                    mark(kept[-1] if kept else previous, block.get("ttl"))
+                else:
+                    kept.append(block)
+            blocks[:] = kept
+        if blocks and blocks is lists[0] and lists[0] is body.get("system") and auto:
+            mark(blocks[-1], None)
+        cacheable = [b for b in blocks if b.get("type") not in _UNCACHEABLE]
+        previous = cacheable[-1] if cacheable else previous
+    if body.get("system") == []:
+        del body["system"]
+    if auto and body["messages"]:
+        last = [b for b in body["messages"][-1]["content"] if b.get("type") not in _UNCACHEABLE]
+        mark(last[-1] if last else None, None)
+    for block, ttl in list(marked.values())[-MAX_CACHE_MARKERS:]:
+        block["cache_control"] = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
 
 
 # -- streaming -----------------------------------------------------------------------------

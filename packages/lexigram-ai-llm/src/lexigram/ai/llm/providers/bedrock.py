@@ -77,6 +77,7 @@ from lexigram.ai.llm.providers.base import (
     RequestSigner,
 )
 from lexigram.ai.llm.types import (
+    CachePointPart,
     ChatMessage,
     ChatRequest,
     Completion,
@@ -287,6 +288,7 @@ class BedrockCodec:
         tool_config = _tool_config(request, messages, ctx)
         if tool_config is not None:
             body["toolConfig"] = tool_config
+        _place_cache_points(body, request)
         additional: dict[str, Any] = dict(thinking_fields)
         extra_fields = request.extra.get("additionalModelRequestFields")
         if isinstance(extra_fields, Mapping):
@@ -538,7 +540,32 @@ def _content_blocks(message: ChatMessage, ctx: CallContext) -> list[dict[str, An
             blocks.append(_image_block(part, ctx))
         elif isinstance(part, DocumentPart):
             blocks.append(_document_block(part, ctx))
+        elif isinstance(part, CachePointPart) and blocks:
+            blocks.append(_CACHE_POINT)
     return blocks
+
+
+# Converse takes at most four cache checkpoints per request.
+MAX_CACHE_POINTS = 4
+_CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
+
+
+def _place_cache_points(body: dict[str, Any], request: ChatRequest) -> None:
+    """With ``prompt_cache="auto"``, a ``cachePoint`` after the tools, the system blocks and
+    the conversation; then only the last four cache points are kept."""
+    tools = body.get("toolConfig", {}).get("tools")
+    lists: list[list[dict[str, Any]]] = [tools] if tools else []
+    lists += [body["system"]] if body.get("system") else []
+    lists += [turn["content"] for turn in body["messages"]]
+    if request.prompt_cache == "auto":
+        ends = lists[: len(lists) - len(body["messages"])]
+        ends += [body["messages"][-1]["content"]] if body["messages"] else []
+        for blocks in ends:
+            if blocks and blocks[-1] is not _CACHE_POINT:
+                blocks.append(_CACHE_POINT)
+    points = [(blocks, i) for blocks in lists for i, b in enumerate(blocks) if b is _CACHE_POINT]
+    for blocks, index in reversed(points[:-MAX_CACHE_POINTS]):
+        del blocks[index]
 
 
 def _assistant_blocks(message: ChatMessage, ctx: CallContext) -> list[dict[str, Any]]:
@@ -581,6 +608,10 @@ def _encode_messages(
         if message.role is Role.SYSTEM:
             if message.text:
                 system.append({"text": message.text})
+            if isinstance(message.content, tuple) and system:
+                system.extend(
+                    _CACHE_POINT for p in message.content if isinstance(p, CachePointPart)
+                )
             continue
         if message.role is Role.TOOL:
             if not message.tool_call_id:

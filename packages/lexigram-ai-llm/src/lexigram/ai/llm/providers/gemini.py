@@ -660,7 +660,8 @@ def _encode_part(part: ContentPart) -> dict[str, Any] | None:
             mime = header[5:].split(";", 1)[0] or "image/png"
             return {"inlineData": {"mimeType": mime, "data": data}}
         return {"fileData": {"mimeType": _mime_type(part.url, "image/jpeg"), "fileUri": part.url}}
-    assert isinstance(part, DocumentPart)  # checked by _document_problem
+    if not isinstance(part, DocumentPart):  # a cache point: Gemini has no inline markers
+        return None
     if part.data is not None:
         return {"inlineData": {"mimeType": part.media_type, "data": part.base64}}
     return {"fileData": {"mimeType": part.media_type, "fileUri": part.url}}

@@ -71,6 +71,7 @@ from lexigram.ai.llm.exceptions import (
 from lexigram.ai.llm.providers._thinktags import ThinkTagSplitter, partial_suffix
 from lexigram.ai.llm.stream import StreamAccumulator
 from lexigram.ai.llm.types import (
+    CachePointPart,
     ChatMessage,
     ChatRequest,
     Completion,
@@ -616,7 +617,9 @@ def _piece(llama: Any, token: int) -> str:
 
 def _template_message(message: ChatMessage, model: str) -> dict[str, str]:
     content = message.content
-    if isinstance(content, tuple) and any(not isinstance(p, TextPart) for p in content):
+    if isinstance(content, tuple) and any(
+        not isinstance(p, TextPart | CachePointPart) for p in content
+    ):
         raise InvalidRequestError(
             "The local provider runs text-only models; images and documents are not supported",
             provider=PROVIDER,

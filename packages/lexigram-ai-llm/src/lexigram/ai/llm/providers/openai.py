@@ -35,6 +35,7 @@ from lexigram.ai.llm.providers._codec_common import (
     mid_stream_error,
     parse_answer,
     parse_event,
+    prompt_cache_fields,
     replayable_thinking,
     request_headers,
     stream_error,
@@ -224,6 +225,8 @@ class OpenAICodec:
             body["stream"] = True
             if options.get("stream_usage", True):
                 body["stream_options"] = {"include_usage": True}
+        if request.prompt_cache:
+            body.update(prompt_cache_fields(request, ctx))
         apply_extra_body(body, request.extra)
         url = ctx.base_url + options.get("chat_path", "/chat/completions").format(
             model=request.model
@@ -705,7 +708,11 @@ PROFILES: dict[str, ProviderProfile] = {
             base_url_env=("OPENAI_BASE_URL",),
             default_model="gpt-4o-mini",
             # ``wire: auto``: models that exist only on the Responses API go there.
-            quirks={"max_tokens_field": "max_completion_tokens", "wire": "auto"},
+            quirks={
+                "max_tokens_field": "max_completion_tokens",
+                "wire": "auto",
+                "prompt_cache_key": True,
+            },
             capabilities=_CHAT | {"thinking", "documents"},
             extra="openai",
             description="OpenAI Chat Completions",

@@ -49,6 +49,7 @@ from lexigram.ai.llm.providers._codec_common import (
     mid_stream_error,
     parse_answer_object,
     parse_event,
+    prompt_cache_fields,
     replayable_thinking,
     request_headers,
     stream_error,
@@ -187,6 +188,8 @@ class ResponsesCodec:
             body["include"] = include
         if stream:
             body["stream"] = True
+        if request.prompt_cache:
+            body.update(prompt_cache_fields(request, ctx))
         apply_extra_body(body, extra, reserved=_RESERVED_EXTRA)
         url = ctx.base_url + options.get("responses_path", "/responses")
         query = options.get("responses_query")
@@ -679,6 +682,7 @@ PROFILES: dict[str, ProviderProfile] = {
             api_key_env=("OPENAI_API_KEY",),
             base_url_env=("OPENAI_BASE_URL",),
             default_model="gpt-5-mini",
+            quirks={"prompt_cache_key": True},
             capabilities=_CAPABILITIES,
             extra="openai",
             description="OpenAI Responses API (/v1/responses)",
