@@ -80,6 +80,17 @@ class CostEstimate:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceTier:
+    """Prices (USD per million tokens) for a call whose prompt is over ``above`` tokens: the
+    whole call is billed at them, as Gemini bills prompts over 200k tokens."""
+
+    above: int
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """What the table knows about one model. Prices are USD per million tokens.
 
@@ -96,6 +107,9 @@ class ModelInfo:
     context_window: int | None = None
     max_output_tokens: int | None = None
     wire: str | None = None
+    # Long-context prices, lowest ``above`` first; a prompt over a tier's threshold is billed
+    # entirely at that tier's prices.
+    tiers: tuple[PriceTier, ...] = ()
 
     @property
     def priced(self) -> bool:
@@ -133,21 +147,19 @@ class ModelInfo:
         """USD for the input and for the output of a call, as ``cost`` counts them."""
         if self.input_per_mtok is None or self.output_per_mtok is None:
             return None
+        input_price, output_price = self.input_per_mtok, self.output_per_mtok
+        read_price, write_price = self.cached_input_per_mtok, self.cache_write_per_mtok
+        for tier in self.tiers:
+            if prompt_tokens > tier.above:
+                input_price, output_price = tier.input_per_mtok, tier.output_per_mtok
+                read_price = tier.cached_input_per_mtok
         cached = max(0, min(cached_tokens, prompt_tokens))
         written = max(0, min(cache_creation_tokens, prompt_tokens - cached))
         plain = prompt_tokens - cached - written
-        read_price = (
-            self.cached_input_per_mtok
-            if self.cached_input_per_mtok is not None
-            else self.input_per_mtok
-        )
-        write_price = (
-            self.cache_write_per_mtok
-            if self.cache_write_per_mtok is not None
-            else self.input_per_mtok
-        )
-        paid_input = plain * self.input_per_mtok + cached * read_price + written * write_price
-        return paid_input / _PER, completion_tokens * self.output_per_mtok / _PER
+        read_price = input_price if read_price is None else read_price
+        write_price = input_price if write_price is None else write_price
+        paid_input = plain * input_price + cached * read_price + written * write_price
+        return paid_input / _PER, completion_tokens * output_price / _PER
 
     def usage_cost(self, usage: Usage) -> float | None:
         """USD for a ``Usage`` (``None`` without a price, or when no tokens were reported)."""
@@ -184,6 +196,25 @@ class ModelInfo:
         wire = data.get("wire")
         if wire is not None and not isinstance(wire, str):
             raise ValueError(f"wire must be a string, not {wire!r}")
+        tiers = data.get("tiers") or ()
+        if not isinstance(tiers, list | tuple) or not all(isinstance(t, Mapping) for t in tiers):
+            raise ValueError(f"tiers must be a list of objects, not {tiers!r}")
+        parsed = []
+        for tier in tiers:
+            prices = cls.from_dict(name, tier)
+            above = tier.get("above")
+            if not (isinstance(above, int) and not isinstance(above, bool) and above > 0):
+                raise ValueError(f"a tier's 'above' must be a positive integer, not {above!r}")
+            if prices.input_per_mtok is None or prices.output_per_mtok is None:
+                raise ValueError("a tier needs 'input' and 'output' prices")
+            parsed.append(
+                PriceTier(
+                    above,
+                    prices.input_per_mtok,
+                    prices.output_per_mtok,
+                    prices.cached_input_per_mtok,
+                )
+            )
         return cls(
             name=name,
             provider=str(provider) if provider is not None else None,
@@ -194,6 +225,7 @@ class ModelInfo:
             context_window=count("context_window"),
             max_output_tokens=count("max_output_tokens"),
             wire=wire,
+            tiers=tuple(sorted(parsed, key=lambda t: t.above)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,6 +239,20 @@ class ModelInfo:
             "context_window": self.context_window,
             "max_output_tokens": self.max_output_tokens,
             "wire": self.wire,
+            "tiers": [
+                {
+                    k: v
+                    for k, v in {
+                        "above": t.above,
+                        "input": t.input_per_mtok,
+                        "cached_input": t.cached_input_per_mtok,
+                        "output": t.output_per_mtok,
+                    }.items()
+                    if v is not None
+                }
+                for t in self.tiers
+            ]
+            or None,
         }
         return {k: v for k, v in fields.items() if v is not None}
 
