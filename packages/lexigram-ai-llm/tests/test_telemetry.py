@@ -478,7 +478,8 @@ def test_import_does_not_load_opentelemetry() -> None:
 
 def test_global_sdk_needs_no_configuration(tmp_path: Any) -> None:
     """With an SDK tracer provider set globally, a plain client emits spans; before it is
-    set (opentelemetry imported, no provider), none and no middleware."""
+    set (opentelemetry imported, no provider), none and no middleware. A router's span is
+    the parent of each route's span."""
     code = f"""
 import asyncio, sys
 sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
@@ -506,11 +507,29 @@ async def main():
         off = create_llm_client(cfg.model_copy(update={{"telemetry": False}}))
         (await off.complete([{{"role": "user", "content": "q"}}])).unwrap()
         await off.close()
-    await server.stop()
     print([s.name for s in exporter.get_finished_spans()])
+    exporter.clear()
+    # A router: its span, and each route tried a child span of it.
+    from lexigram.ai.llm.routing import LLMConfig, LLMRouter, ProviderRoute
+    down = OpenAIServer(); await down.start(); down.script(Reply(error="server"))
+    routes = [ProviderRoute(name=n, provider="openai", model=n, base_url=u + "/v1", api_key="sk-x")
+              for n, u in (("r0", down.url), ("r1", server.url))]
+    router = LLMRouter.from_config(LLMConfig(providers=routes),
+                                   default=ClientConfig(provider="openai", max_retries=0))
+    async with router:
+        (await router.complete([{{"role": "user", "content": "q"}}])).unwrap()
+    spans = {{s.name: s for s in exporter.get_finished_spans()}}
+    parent = spans["chat"]
+    children = [spans[n].parent.span_id == parent.context.span_id for n in ("chat r0", "chat r1")]
+    print(sorted(spans), children,
+          spans["chat r0"].attributes["error.type"], parent.attributes["gen_ai.response.model"])
+    await down.stop()
+    await server.stop()
 asyncio.run(main())
 """
-    assert _run(code).strip() == "['chat m']"
+    first, second = _run(code).strip().splitlines()
+    assert first == "['chat m']"
+    assert second == "['chat', 'chat r0', 'chat r1'] [True, True] ProviderError r1"
 
 
 async def test_no_middleware_no_chain(server: OpenAIServer) -> None:
