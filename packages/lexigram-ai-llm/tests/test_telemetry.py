@@ -308,6 +308,17 @@ async def test_content_captured_only_when_asked(
     assert KEY not in json.dumps({k: str(v) for k, v in attrs.items()})
 
 
+async def test_captured_content_never_holds_the_clients_key(server: OpenAIServer) -> None:
+    otel = Otel(capture_content=True)
+    server.script(Reply(text=f"you said {KEY}"))
+    async with create_llm_client(config(server), middleware=[otel.middleware]) as llm:
+        await llm.complete([{"role": "user", "content": f"my key is {KEY}, keep it"}])
+    [span] = otel.finished()
+    captured = span.attributes["gen_ai.input.messages"] + span.attributes["gen_ai.output.messages"]
+    assert KEY not in captured
+    assert "my key is ***, keep it" in captured and "you said ***" in captured
+
+
 async def test_semconv_opt_in_drops_deprecated_names(
     server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -329,6 +329,8 @@ class OpenTelemetryMiddleware(Middleware):
                 late["lexigram.error.provider"] = error.provider
             span.set_status(trace.Status(trace.StatusCode.ERROR, str(error.code)))
             self._route_events(span, error.details.get("attempts") or ())
+        if capture:
+            _redact_content(late, call.client)
         span.set_attributes(late)
         span.end()
         self._detach(token)
@@ -467,6 +469,32 @@ def _set_input_messages(late: dict[str, Any], request: ChatRequest) -> None:
     if system:
         late["gen_ai.system_instructions"] = orjson.dumps(system).decode()
     late["gen_ai.input.messages"] = orjson.dumps(messages).decode()
+
+
+_CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions")
+
+
+def _redact_content(late: dict[str, Any], client: Any) -> None:
+    """Mask every credential the client holds (its API key, the base URL's userinfo and
+    query credentials, credential-like options) in captured content, should a message
+    quote one."""
+    from lexigram.ai.llm.exceptions import credential_values, redact_text
+    from lexigram.validation import url_secrets
+
+    config = getattr(client, "config", None)
+    key = getattr(client, "_api_key", None)
+    if key is None and config is not None and config.api_key is not None:
+        key = config.api_key.get_secret_value()
+    base = getattr(client, "base_url", None) or getattr(config, "api_base", None)
+    options = getattr(client, "_options", None) or getattr(config, "extra", None) or {}
+    secrets = [key, *url_secrets(base if isinstance(base, str) else None)]
+    secrets.extend(credential_values(options))
+    if not any(secrets):
+        return
+    for name in _CONTENT_KEYS:
+        value = late.get(name)
+        if isinstance(value, str):
+            late[name] = redact_text(value, secrets)
 
 
 def _output_messages(completion: Completion) -> str:
