@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lexigram.ai.llm.budget import Budget as Budget
     from lexigram.ai.llm.caching import LLMCache as LLMCache
     from lexigram.ai.llm.client import AbstractLLMClient as AbstractLLMClient
     from lexigram.ai.llm.config import ClientConfig as ClientConfig
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.embeddings import create_embedding_client as create_embedding_client
     from lexigram.ai.llm.exceptions import InvalidRequestError as InvalidRequestError
     from lexigram.ai.llm.exceptions import LLMAuthenticationError as LLMAuthenticationError
+    from lexigram.ai.llm.exceptions import LLMBudgetExceededError as LLMBudgetExceededError
     from lexigram.ai.llm.exceptions import LLMContentFilterError as LLMContentFilterError
     from lexigram.ai.llm.exceptions import LLMError as LLMError
     from lexigram.ai.llm.exceptions import LLMModelNotFoundError as LLMModelNotFoundError
@@ -78,6 +80,7 @@ _EXPORTS: dict[str, str] = {
     "ChatMessage": "lexigram.ai.llm.types",
     "ChatStream": "lexigram.ai.llm.stream",
     "CharEstimateCounter": "lexigram.ai.llm.tokens",
+    "Budget": "lexigram.ai.llm.budget",
     "ClientConfig": "lexigram.ai.llm.config",
     "Completion": "lexigram.ai.llm.types",
     "ConversationConfig": "lexigram.ai.llm.conversation",
@@ -95,6 +98,7 @@ _EXPORTS: dict[str, str] = {
     "LLMModelNotFoundError": "lexigram.ai.llm.exceptions",
     "LLMModule": "lexigram.ai.llm.module",
     "LLMProvider": "lexigram.ai.llm.module",
+    "LLMBudgetExceededError": "lexigram.ai.llm.exceptions",
     "LLMQuotaExceededError": "lexigram.ai.llm.exceptions",
     "LLMRateLimitError": "lexigram.ai.llm.exceptions",
     "LLMTimeoutError": "lexigram.ai.llm.exceptions",

@@ -22,10 +22,12 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from lexigram.ai.llm.budget import Budget
 from lexigram.ai.llm.config import ClientConfig
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
     InvalidInputError,
+    LLMBudgetExceededError,
     LLMError,
     ProviderError,
     StreamError,
@@ -44,7 +46,7 @@ from lexigram.ai.llm.middleware import (
 from lexigram.ai.llm.middleware import (
     observed as _observed,
 )
-from lexigram.ai.llm.pricing import context_window_for, usage_cost
+from lexigram.ai.llm.pricing import context_window_for, model_table, usage_cost
 from lexigram.ai.llm.stream import ChatStream, StreamAccumulator
 from lexigram.ai.llm.tokens import CharEstimateCounter, preflight_token_limit
 from lexigram.ai.llm.types import (
@@ -138,8 +140,10 @@ class AbstractLLMClient:
         cache: ResponseCache | None = None,
         rate_limiter: RateLimitPolicy | None = None,
         middleware: Sequence[object] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.config = config if config is not None else ClientConfig()
+        self.budget = budget
         cfg = self.config
         self.retry_policy = RetryPolicy(
             max_attempts=cfg.max_retries + 1,
@@ -401,6 +405,11 @@ class AbstractLLMClient:
         refused = self._preflight(request)
         if refused is not None:
             return Err(refused)
+        reservation = None
+        if self.budget is not None:
+            reservation = await self._reserve_budget(request, self.budget)
+            if isinstance(reservation, LLMError):
+                return Err(reservation)
         result = await self.call_with_policies(
             request.model,
             lambda: self._do_complete(request),
@@ -409,7 +418,14 @@ class AbstractLLMClient:
             observed=call,
         )
         if isinstance(result, Ok):
-            return Ok(self._finalize(request, result.value))
+            result = Ok(self._finalize(request, result.value))
+        if reservation is not None and self.budget is not None:
+            used = result.value if isinstance(result, Ok) else None
+            await self.budget.settle(
+                reservation,
+                (used.cost or 0.0) if used else 0.0,
+                used.usage.total_tokens if used else 0,
+            )
         return result
 
     async def call_with_policies(
@@ -652,6 +668,24 @@ class AbstractLLMClient:
             if window is None:
                 return None
         return preflight_token_limit(request, window, provider=self.provider_name)
+
+    async def _reserve_budget(self, request: ChatRequest, budget: Budget) -> Any:
+        """The budget's reservation for ``request``'s estimate (prompt by size plus
+        ``max_tokens``, priced from the model table), or the ``LLMBudgetExceededError``."""
+        tokens = _estimated_tokens(request)
+        info = model_table().lookup(request.model, self.provider_name) if request.model else None
+        prompt = tokens - (request.max_tokens or 0)
+        cost = (info.cost(prompt, request.max_tokens or 0) if info is not None else None) or 0.0
+        reservation = await budget.reserve(cost, tokens)
+        if reservation is not None:
+            return reservation
+        return LLMBudgetExceededError(
+            f"Budget for scope {budget.scope!r} would be exceeded by this call "
+            f"(estimate ${cost:.6f}, {tokens} tokens); no call was made",
+            provider=self.provider_name,
+            model=request.model,
+            details={"scope": budget.scope, "estimated_cost": cost, "estimated_tokens": tokens},
+        )
 
     def _finalize(self, request: ChatRequest, completion: Completion) -> Completion:
         """Post-processing common to every provider (cost from the pricing table)."""

@@ -24,6 +24,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidRequestError",
     "LLMAuthenticationError",
+    "LLMBudgetExceededError",
     "LLMContentFilterError",
     "LLMError",
     "LLMModelNotFoundError",
@@ -105,6 +106,13 @@ class LLMQuotaExceededError(LLMError):
     """The account is out of credit or quota (402, ``insufficient_quota``). Waiting won't help."""
 
     default_code = "insufficient_quota"
+
+
+class LLMBudgetExceededError(LLMQuotaExceededError):
+    """The call's estimate would take its ``Budget`` past ``max_cost`` or ``max_tokens``; no
+    call was made. ``details`` holds the scope and the estimate."""
+
+    default_code = "budget_exceeded"
 
 
 class LLMModelNotFoundError(LLMError):
