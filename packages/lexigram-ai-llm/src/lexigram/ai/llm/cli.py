@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list local and Ollama models")
     models.add_argument("--ollama-url", help="Ollama's address (default: OLLAMA_HOST or :11434)")
+
+    from lexigram.ai.llm.cli_keys import add_keys_parser
+
+    add_keys_parser(commands)
     return parser
 
 
@@ -128,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(args))
         if args.command == "providers":
             return _providers()
+        if args.command == "keys":
+            from lexigram.ai.llm.cli_keys import run_keys
+
+            return run_keys(args)
         return asyncio.run(_models(args))
     except KeyboardInterrupt:
         _fail("interrupted")

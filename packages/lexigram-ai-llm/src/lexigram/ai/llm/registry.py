@@ -174,6 +174,8 @@ class ProviderRegistry:
 
     def list(self) -> list[ProviderInfo]:
         """Every provider with its capabilities and whether its key is set."""
+        from lexigram.ai.llm._userfiles import stored_key
+
         infos = []
         for name in self.names():
             entry = self._entries[name]
@@ -188,7 +190,8 @@ class ProviderRegistry:
                         entry.family,
                         profile.capabilities,
                         profile.api_key_env,
-                        any(os.environ.get(v) for v in profile.api_key_env),
+                        any(os.environ.get(v) for v in profile.api_key_env)
+                        or stored_key(name, profile.api_key_env) is not None,
                         profile.requires_key,
                         profile.description,
                     )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from lexigram.ai.llm._framing import NDJSONDecoder, SSEDecoder
+from lexigram.ai.llm._userfiles import stored_key
 from lexigram.ai.llm.client import AbstractLLMClient, cache_scope_for
 from lexigram.ai.llm.config import ClientConfig, url_from_env
 from lexigram.ai.llm.exceptions import (
@@ -372,7 +373,8 @@ def _resolve_api_key(config: ClientConfig, profile: ProviderProfile) -> str | No
         value = os.environ.get(name)
         if value:
             return value
-    return None
+    # A key stored by ``lexigram-llm keys set`` comes after the environment.
+    return stored_key(profile.name, profile.api_key_env)
 
 
 def _resolve_base_url(
