@@ -130,3 +130,20 @@ async def test_a_redis_budget_holds_across_two_processes(
         assert await reader.spent() == (pytest.approx(sent * per_call), sent * 19)
     finally:
         await reader.close()
+
+
+async def test_streams_are_refused_and_settled_like_complete(server: OpenAIServer) -> None:
+    budget = Budget(max_tokens=300)
+    client = _client(server, budget)
+    try:
+        refused = await client.stream_chat(
+            [{"role": "user", "content": "hi"}], max_tokens=1000
+        ).completion()
+        assert isinstance(refused, Err) and isinstance(refused.error, LLMBudgetExceededError)
+        assert server.requests == []
+        server.script(Reply(text="streamed", prompt_tokens=30, completion_tokens=10))
+        stream = client.stream_chat([{"role": "user", "content": "hi"}], max_tokens=100)
+        assert (await stream.completion()).unwrap().usage.total_tokens == 40
+        assert (await budget.spent())[1] == 40
+    finally:
+        await client.close()

@@ -527,7 +527,7 @@ class AbstractLLMClient:
                     finalize=lambda completion: self._finalize(request, completion),
                 )
         return ChatStream(
-            lambda: self._stream_with_policies(request, cache),
+            lambda: self._in_budget(request, self._stream_with_policies(request, cache)),
             provider=self.provider_name,
             model=request.model,
             wrap_error=lambda exc: self._unexpected_stream_error(exc, request),
@@ -552,7 +552,7 @@ class AbstractLLMClient:
                 request = await chain.before_request(call, request)
                 accumulator = StreamAccumulator()
                 source = (
-                    self._stream_with_policies(request, cache, call)
+                    self._in_budget(request, self._stream_with_policies(request, cache, call))
                     if inner is None
                     else inner(request, call)
                 )
@@ -668,6 +668,32 @@ class AbstractLLMClient:
             if window is None:
                 return None
         return preflight_token_limit(request, window, provider=self.provider_name)
+
+    def _in_budget(
+        self, request: ChatRequest, source: AsyncIterator[StreamChunk]
+    ) -> AsyncIterator[StreamChunk]:
+        """``source`` under this client's budget (reserved before, settled after), if any."""
+        return source if self.budget is None else self._stream_in_budget(request, source)
+
+    async def _stream_in_budget(
+        self, request: ChatRequest, source: AsyncIterator[StreamChunk]
+    ) -> AsyncIterator[StreamChunk]:
+        assert self.budget is not None
+        reservation = await self._reserve_budget(request, self.budget)
+        if isinstance(reservation, LLMError):
+            raise reservation
+        usage = None
+        try:
+            async for chunk in source:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                yield chunk
+        finally:
+            cost = None
+            if usage is not None:
+                cost = usage_cost(usage, request.model, provider=self.provider_name)
+            tokens = usage.total_tokens if usage is not None else 0
+            await self.budget.settle(reservation, cost or 0.0, tokens)
 
     async def _reserve_budget(self, request: ChatRequest, budget: Budget) -> Any:
         """The budget's reservation for ``request``'s estimate (prompt by size plus
