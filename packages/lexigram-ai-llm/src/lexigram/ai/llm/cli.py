@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--max-steps", type=int, default=10, help="model calls allowed with tools (default: 10)"
     )
+    from lexigram.ai.llm.cli_store import add_log_flags, add_logs_parser
+
+    add_log_flags(chat)
 
     commands.add_parser("providers", help="list providers and whether their key is set")
 
@@ -112,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lexigram.ai.llm.cli_keys import add_keys_parser
 
     add_keys_parser(commands)
+    add_logs_parser(commands)
     return parser
 
 
@@ -136,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lexigram.ai.llm.cli_keys import run_keys
 
             return run_keys(args)
+        if args.command == "logs":
+            from lexigram.ai.llm.cli_store import run_logs
+
+            return run_logs(args)
         return asyncio.run(_models(args))
     except KeyboardInterrupt:
         _fail("interrupted")
@@ -177,12 +186,17 @@ async def _chat(args: argparse.Namespace) -> int:
         await client.close()
         config = config.model_copy(update={"model": served})
         client = create_llm_client(config)
+    stack = contextlib.ExitStack()
     try:
         from lexigram.ai.llm.providers.local import LocalLLMClient
 
         messages: list[ChatMessage] = []
         if args.system:
             messages.append(ChatMessage.system(args.system))
+        from lexigram.ai.llm.cli_store import LoggedChat  # -c/--cid history, the log
+
+        logged = stack.enter_context(contextlib.closing(LoggedChat.open(args)))
+        messages.extend(logged.messages())
         messages.append(ChatMessage.user(prompt))
         options: dict[str, Any] = {"cache": False}
         if response_format is not None:
@@ -194,15 +208,29 @@ async def _chat(args: argparse.Namespace) -> int:
         if args.tool or args.mcp:
             return await _chat_with_tools(client, messages, args, options)
         if args.no_stream:
+            started = time.monotonic()
             result = await client.complete(messages, **options)
             if isinstance(result, Err):
                 raise result.error
             _write(sys.stdout, result.value.content + "\n")
             _note_repetition(result.value.raw_finish_reason)
+            logged.record_completion(
+                result.value, prompt=prompt, system=args.system, started=started
+            )
             return EXIT_OK
-        await _stream(client.stream_chat(messages, **options))
+        chunks = client.stream_chat(messages, **options)
+        await _stream(
+            logged.watch(
+                chunks,
+                provider=client.provider_name,
+                model=client.config.model,
+                prompt=prompt,
+                system=args.system,
+            )
+        )
         return EXIT_OK
     finally:
+        stack.close()
         await client.close()
 
 
