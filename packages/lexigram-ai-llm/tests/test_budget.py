@@ -20,6 +20,7 @@ from lexigram.ai.llm import Budget, ClientConfig, create_llm_client
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.exceptions import LLMBudgetExceededError
 from lexigram.ai.llm.pricing import estimate_cost
+from lexigram.ai.llm.routing import LLMConfig, LLMRouter, ProviderRoute
 from lexigram.result import Err
 
 _WORKSPACE = str(Path(__file__).resolve().parents[3])
@@ -147,3 +148,25 @@ async def test_streams_are_refused_and_settled_like_complete(server: OpenAIServe
         assert (await budget.spent())[1] == 40
     finally:
         await client.close()
+
+
+async def test_a_router_shares_its_budget_with_every_route(server: OpenAIServer) -> None:
+    budget = Budget(max_tokens=300, scope="team-b")
+    route = {"provider": "openai", "base_url": server.url + "/v1", "api_key": "sk-route"}
+    config = LLMConfig(
+        providers=[
+            ProviderRoute(name="first", model=MODEL, **route),
+            ProviderRoute(name="second", model="gpt-4o", **route),
+        ]
+    )
+    router = LLMRouter.from_config(config, default=ClientConfig(max_retries=0), budget=budget)
+    try:
+        refused = await router.complete([{"role": "user", "content": "hi"}], max_tokens=1000)
+        # Every route refused before the network: no request reached the server.
+        assert isinstance(refused, Err) and isinstance(refused.error, LLMBudgetExceededError)
+        assert server.requests == []
+        server.script(Reply(text="ok", prompt_tokens=30, completion_tokens=10))
+        assert (await router.complete([{"role": "user", "content": "hi"}], max_tokens=50)).is_ok()
+        assert (await budget.spent())[1] == 40
+    finally:
+        await router.close()

@@ -31,6 +31,7 @@ from lexigram.ai.llm.exceptions import (
     ConfigurationError,
     InvalidRequestError,
     LLMAuthenticationError,
+    LLMBudgetExceededError,
     LLMContentFilterError,
     LLMError,
     LLMQuotaExceededError,
@@ -52,6 +53,7 @@ from lexigram.contracts.health import HealthCheckResult, HealthStatus
 from lexigram.result import Err, Ok, Result
 
 if TYPE_CHECKING:
+    from lexigram.ai.llm.budget import Budget
     from lexigram.ai.llm.embeddings import Embeddings
     from lexigram.ai.llm.pricing import ModelInfo
     from lexigram.ai.llm.registry import ProviderRegistry
@@ -189,12 +191,14 @@ class LLMRouter(AbstractLLMClient):
         state: RouterState | None = None,
         strategy: RoutingStrategy | None = None,
         middleware: Sequence[object] | None = None,
+        budget: Budget | None = None,
     ) -> LLMRouter:
         """A router for ``config``; each route's client starts from ``default`` (the ``ai_llm``
         section) with the route's settings on top. With no providers, one route is built from
         ``default`` itself. ``rate_limiter``, when given, is applied by every route instead of
         the routes' own limits. ``middleware`` runs around the router's calls (each route's
-        client has none of it)."""
+        client has none of it). ``budget`` is shared by every route: each attempt reserves
+        its estimate at its route's model price."""
         from lexigram.ai.llm.registry import default_registry
 
         registry = registry or default_registry
@@ -218,6 +222,10 @@ class LLMRouter(AbstractLLMClient):
                 routes.append(
                     _build_route(settings, default, config, registry, rate_limiter, buckets)
                 )
+        if budget is not None:
+            for route in routes:
+                if isinstance(route.client, AbstractLLMClient):
+                    route.client.budget = budget
         return cls(
             routes,
             strategy=strategy
@@ -555,6 +563,8 @@ class LLMRouter(AbstractLLMClient):
     def _cooldown_for(self, error: LLMError) -> tuple[float, str] | None:
         cooldowns = self.settings.cooldowns
         seconds: float
+        if isinstance(error, LLMBudgetExceededError):
+            return None  # our own budget refused the call before sending it: the route is fine
         if isinstance(error, LLMQuotaExceededError):
             seconds, reason = cooldowns.quota, "quota"
         elif isinstance(error, LLMAuthenticationError):
