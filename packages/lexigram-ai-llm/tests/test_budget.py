@@ -16,11 +16,13 @@ import pytest
 from harness.openai_server import OpenAIServer
 from harness.server import Reply
 
-from lexigram.ai.llm import Budget, ClientConfig, create_llm_client
+from lexigram import Application
+from lexigram.ai.llm import Budget, ClientConfig, LLMModule, create_llm_client
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.exceptions import LLMBudgetExceededError
 from lexigram.ai.llm.pricing import estimate_cost
 from lexigram.ai.llm.routing import LLMConfig, LLMRouter, ProviderRoute
+from lexigram.contracts.ai import LLMClientProtocol
 from lexigram.result import Err
 
 _WORKSPACE = str(Path(__file__).resolve().parents[3])
@@ -170,3 +172,17 @@ async def test_a_router_shares_its_budget_with_every_route(server: OpenAIServer)
         assert (await budget.spent())[1] == 40
     finally:
         await router.close()
+
+
+async def test_llm_module_gives_its_client_the_budget(server: OpenAIServer) -> None:
+    budget = Budget(max_tokens=300)
+    config = ClientConfig(
+        provider="openai", model=MODEL, api_key="sk-test", api_base=server.url + "/v1"
+    )
+    async with Application.boot(modules=[LLMModule.configure(config, budget=budget)]) as app:
+        llm = await app.container.resolve(LLMClientProtocol)
+        refused = await llm.complete([{"role": "user", "content": "hi"}], max_tokens=1000)
+        assert isinstance(refused, Err) and isinstance(refused.error, LLMBudgetExceededError)
+        assert server.requests == []
+        assert (await llm.complete([{"role": "user", "content": "hi"}], max_tokens=50)).is_ok()
+    assert (await budget.spent())[1] == 19

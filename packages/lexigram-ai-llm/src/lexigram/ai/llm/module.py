@@ -25,6 +25,7 @@ from lexigram.contracts.health import HealthCheckResult, HealthStatus
 from lexigram.di import Container, DynamicModule, Module, Provider, module
 
 if TYPE_CHECKING:
+    from lexigram.ai.llm.budget import Budget
     from lexigram.ai.llm.routing import LLMConfig
 
 __all__ = ["LLMModule", "LLMProvider", "StubLLMClient"]
@@ -109,9 +110,11 @@ class LLMProvider(Provider):
         stub: StubLLMClient | None = None,
         registry: ProviderRegistry | None = None,
         middleware: Sequence[object] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         super().__init__(ClientConfig.parse(config) if isinstance(config, str) else config)
         self.middleware = tuple(middleware) if middleware else None
+        self.budget = budget
         self.routing = routing
         self.stub = stub
         self.registry = registry if registry is not None else default_registry
@@ -164,6 +167,8 @@ class LLMProvider(Provider):
         policies: dict[str, Any] = {}
         if self.middleware:
             policies["middleware"] = self.middleware
+        if self.budget is not None:
+            policies["budget"] = self.budget
         if config.enable_cache:
             from lexigram.ai.llm.caching import LLMCache
             from lexigram.contracts.cache import CacheBackendProtocol
@@ -245,14 +250,18 @@ class LLMModule(Module):
         routing: LLMConfig | None = None,
         registry: ProviderRegistry | None = None,
         middleware: Sequence[object] | None = None,
+        budget: Budget | None = None,
     ) -> DynamicModule:
         """A module whose ``LLMClientProtocol`` is a client for ``config`` (a ``ClientConfig``
         or ``"provider/model"``), or, with ``routing``, an ``LLMRouter``; ``middleware``
-        (``lexigram.ai.llm.Middleware`` objects, in order) runs around its calls."""
+        (``lexigram.ai.llm.Middleware`` objects, in order) runs around its calls; ``budget``
+        (a ``lexigram.ai.llm.Budget``) bounds what its calls may spend."""
         return DynamicModule(
             module=cls,
             providers=(
-                LLMProvider(config, routing=routing, registry=registry, middleware=middleware),
+                LLMProvider(
+                    config, routing=routing, registry=registry, middleware=middleware, budget=budget
+                ),
             ),
             exports=(LLMClientProtocol, EmbeddingClientProtocol, ProviderRegistry),
         )
