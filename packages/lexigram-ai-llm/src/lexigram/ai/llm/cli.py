@@ -117,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_keys_parser(commands)
     add_logs_parser(commands)
+
+    embed = commands.add_parser(
+        "embed",
+        help="print the embedding vector of each text",
+        description="Print the embedding vector of each text, one JSON array per line.",
+    )
+    embed.add_argument("texts", nargs="+", metavar="TEXT", help="a text (- reads one from stdin)")
+    embed.add_argument("--provider", help="a registered provider name (default: configured)")
+    embed.add_argument("--model", help="the embedding model (default: the provider's usual one)")
+    embed.add_argument("--api-base", help="the provider's base URL (OpenAI-style: up to /v1)")
+    embed.add_argument("--dimensions", type=int, help="ask for vectors of this length")
+    embed.add_argument(
+        "--input-type",
+        choices=("search_document", "search_query", "classification", "clustering"),
+        help="what the texts are for (Cohere, Gemini)",
+    )
+    embed.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one vector per line; json: one object with vectors, model, usage and cost",
+    )
     return parser
 
 
@@ -145,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lexigram.ai.llm.cli_store import run_logs
 
             return run_logs(args)
+        if args.command == "embed":
+            return asyncio.run(_embed(args))
         return asyncio.run(_models(args))
     except KeyboardInterrupt:
         _fail("interrupted")
@@ -482,3 +506,38 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
+
+
+# -- embed ---------------------------------------------------------------------------------
+
+
+async def _embed(args: argparse.Namespace) -> int:
+    from lexigram.ai.llm.embeddings import create_embedding_client
+
+    texts = [sys.stdin.read() if text == "-" else text for text in args.texts]
+    overrides: dict[str, Any] = {"model": args.model}  # never the configured chat model
+    if args.provider:
+        overrides["provider"] = args.provider
+    if args.api_base:
+        overrides["api_base"] = args.api_base
+    async with create_embedding_client(ClientConfig(**overrides)) as client:
+        result = await client.embed(texts, dimensions=args.dimensions, input_type=args.input_type)
+    vectors = result.unwrap_or_else(_raise)
+    if args.format == "json":
+        payload = {
+            "provider": vectors.provider,
+            "model": vectors.model,
+            "dimensions": vectors.dimensions,
+            "usage": {"prompt_tokens": vectors.usage.prompt_tokens},
+            "cost": vectors.cost,
+            "vectors": vectors.vectors,
+        }
+        _write(sys.stdout, json.dumps(payload) + "\n")
+    else:
+        for vector in vectors:
+            _write(sys.stdout, json.dumps(vector) + "\n")
+    return EXIT_OK
+
+
+def _raise(error: LLMError) -> Any:
+    raise error
