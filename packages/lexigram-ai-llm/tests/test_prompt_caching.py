@@ -373,3 +373,22 @@ def test_cache_points_and_prompt_cache_never_change_the_response_cache_key() -> 
     assert request_cache_key(plain, "anthropic") == request_cache_key(marked, "anthropic")
     other = client.build_request([{"role": "user", "content": "something else"}])
     assert request_cache_key(other, "anthropic") != request_cache_key(plain, "anthropic")
+
+
+async def test_anthropic_cache_writes_and_reads_are_reported_and_priced(
+    anthropic_server: AnthropicServer,
+) -> None:
+    anthropic_server.cache_creation_tokens = 1500
+    anthropic_server.script(
+        Reply(text="ok", prompt_tokens=2100, cached_tokens=500, completion_tokens=20)
+    )
+    client = _client("anthropic", anthropic_server.url, "claude-sonnet-4-5", prompt_cache="auto")
+    try:
+        completion = (await client.complete([{"role": "user", "content": LONG}])).unwrap()
+        assert completion.usage.cache_creation_tokens == 1500
+        assert completion.usage.cached_tokens == 500
+        # 100 plain input tokens at 3.00, 1,500 written at 3.75, 500 read at 0.30 ($/M).
+        expected = (100 * 3.0 + 1500 * 3.75 + 500 * 0.3 + 20 * 15.0) / 1e6
+        assert completion.cost == pytest.approx(expected)
+    finally:
+        await client.close()
