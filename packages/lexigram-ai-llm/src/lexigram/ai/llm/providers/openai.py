@@ -647,10 +647,13 @@ class OpenAIWireCodec:
 
     name = "openai"
     framing = Framing.SSE
-    stream_usage_option = True
 
     def __init__(self) -> None:
         self.chat = OpenAICodec()
+
+    def stream_fallback(self) -> StreamUsageFallback:
+        """Per-client state of the retry without ``stream_options`` (Chat Completions only)."""
+        return StreamUsageFallback(applies=lambda ctx: self.codec_for(ctx) is self.chat)
 
     def codec_for(self, ctx: CallContext) -> Any:
         """The codec that speaks for ``ctx.model`` (the same one for encode and decode)."""
