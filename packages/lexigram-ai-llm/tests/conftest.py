@@ -4,7 +4,9 @@ redis-server fixtures (``redis_server``, ``redis_url``) shared by every package'
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,6 @@ from tests_support import redis_server  # noqa: E402
 
 def pytest_configure(config: pytest.Config) -> None:
     redis_server.register(config)
+    # The CLI's stored keys and chat log: never the real user's, for this run and the
+    # subprocesses it starts (tests of those files set their own dirs).
+    os.environ["LEXIGRAM_LLM_HOME"] = tempfile.mkdtemp(prefix="lexigram-llm-home-")
