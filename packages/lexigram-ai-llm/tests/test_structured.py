@@ -109,6 +109,8 @@ json_values = st.recursive(
 
 @settings(max_examples=150, deadline=None)
 @example(value={"k": "<think>```"}, before="Here you go: ", after="")
+@example(value={"</THINK>": {}}, before="Here you go: ", after="")
+@example(value={"a": "<think>"}, before="", after=" Hope that helps!")
 @given(
     value=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
     before=st.sampled_from(["", "Here you go: ", "It's {not} json -> "]),

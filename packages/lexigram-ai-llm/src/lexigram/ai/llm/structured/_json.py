@@ -20,6 +20,7 @@ __all__ = ["JSONExtractionError", "extract_json", "parse_partial_json", "strip_r
 _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+_THINK_ANY = re.compile(r"</?(?:think|thinking|reasoning)>", re.IGNORECASE)
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 # Starting points tried by the bracket scan before giving up (bounds the work on huge prose).
@@ -122,6 +123,14 @@ def extract_json(text: str, *, prefer: str = "{[") -> Any:
     ok, value = _loads(text.strip())  # a whole-JSON answer, tags inside strings and all
     if ok:
         return value
+    tags = [m.span() for m in _THINK_ANY.finditer(text)]
+    if tags:
+        # Reasoning tags that all sit inside the first JSON value are text of that value (a
+        # key or string that reads "</think>"), not reasoning around it: stripping them would
+        # cut the value apart.
+        ok, value, start, end = _scan_span(text, prefer)
+        if ok and all(start <= a and b <= end for a, b in tags):
+            return value
     body = strip_reasoning(text).strip()
     if not body:
         raise JSONExtractionError("the answer holds only reasoning, no JSON")
@@ -152,6 +161,12 @@ def extract_json(text: str, *, prefer: str = "{[") -> Any:
 
 
 def _scan(text: str, prefer: str) -> tuple[bool, Any]:
+    ok, value, _, _ = _scan_span(text, prefer)
+    return ok, value
+
+
+def _scan_span(text: str, prefer: str) -> tuple[bool, Any, int, int]:
+    """The first valid JSON value found from a ``prefer`` bracket, and where it lies."""
     tried = 0
     i = 0
     while i < len(text) and tried < _MAX_STARTS:
@@ -164,9 +179,9 @@ def _scan(text: str, prefer: str) -> tuple[bool, Any]:
         if end is not None:
             ok, value = _loads(text[start:end])
             if ok:
-                return True, value
+                return True, value, start, end
         i = start + 1
-    return False, None
+    return False, None, -1, -1
 
 
 # -- partial JSON (streaming) ----------------------------------------------------------------
