@@ -72,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
             "stderr (finish reason 'length', raw finish reason 'repetition')."
         ),
     )
-    chat.add_argument("prompt", metavar="PROMPT", help="the question, or - to read it from stdin")
+    chat.add_argument(
+        "prompt",
+        nargs="?",
+        metavar="PROMPT",
+        help="the question, or - to read it from stdin; none on a terminal: an interactive "
+        "chat (/help there lists its commands)",
+    )
     chat.add_argument("--provider", help="a registered provider name (default: configured)")
     chat.add_argument("--model", help="the model (for 'local': a name or a .gguf path)")
     chat.add_argument("--api-base", help="the provider's base URL (OpenAI-style: up to /v1)")
@@ -155,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("lexigram.ai.llm.calls").setLevel(logging.DEBUG)
         logging.getLogger("lexigram.ai.llm.calls.detail").setLevel(logging.INFO)
     try:
+        if args.command == "chat" and args.prompt is None and sys.stdin.isatty():
+            from lexigram.ai.llm.cli_chat import run_interactive
+
+            return run_interactive(args)
         if args.command == "chat":
             return asyncio.run(_chat(args))
         if args.command == "providers":
@@ -196,6 +206,8 @@ def _fail(message: str) -> None:
 
 
 async def _chat(args: argparse.Namespace) -> int:
+    if args.prompt is None:  # and stdin is not a terminal (that is the interactive chat)
+        raise _UsageError("chat needs a PROMPT (or - to read it from stdin)")
     # Piped text ends with a newline the user did not mean as part of the question.
     prompt = sys.stdin.read().strip() if args.prompt == "-" else args.prompt
     if not prompt.strip():

@@ -1,0 +1,197 @@
+"""``lexigram-llm chat`` with no prompt, in a real terminal (tmux): two dependent questions,
+thinking shown dimmed, Ctrl-C stopping a slow answer (the part shown is kept), Ctrl-D leaving
+with the session's totals; then ``chat -c`` continues the session and ``logs -q`` finds it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from harness.cli_process import LEXIGRAM_LLM, run_cli, user_env
+from harness.openai_server import OpenAIServer
+from harness.server import Reply
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(
+    TMUX is None, reason="tmux is not installed (scripts/bootstrap.sh --with-redis installs it)"
+)
+
+STORY = "Once upon a time " + "there was a very long story that went on and on. " * 40
+
+
+@pytest_asyncio.fixture
+async def openai() -> AsyncIterator[OpenAIServer]:
+    server = OpenAIServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class Terminal:
+    """One tmux pane on a private server socket, driven like a person would."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        assert TMUX is not None
+        self.base = [TMUX, "-L", f"lexigram-test-{uuid.uuid4().hex[:12]}", "-f", "/dev/null"]
+        self.env = env
+
+    async def tmux(self, *args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            *self.base,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, err.decode()
+        return out.decode()
+
+    async def start(self, command: str) -> None:
+        await self.tmux("new-session", "-d", "-s", "t", "-x", "200", "-y", "50", command)
+
+    async def type(self, text: str) -> None:
+        await self.tmux("send-keys", "-t", "t", "-l", text)
+        await self.tmux("send-keys", "-t", "t", "Enter")
+
+    async def keys(self, *keys: str) -> None:
+        await self.tmux("send-keys", "-t", "t", *keys)
+
+    async def screen(self, *, escapes: bool = False) -> str:
+        flags = ["-e"] if escapes else []
+        return await self.tmux("capture-pane", "-p", "-J", *flags, "-S", "-500", "-t", "t")
+
+    async def wait_for(self, ready: Callable[[str], bool], what: str) -> str:
+        """Poll the pane until ``ready(screen)``; fail after a bounded number of polls."""
+        for _ in range(600):  # at most a minute
+            screen = await self.screen()
+            if ready(screen):
+                return screen
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the terminal never showed {what}:\n{screen}")
+
+    async def close(self) -> None:
+        process = await asyncio.create_subprocess_exec(
+            *self.base,
+            "kill-server",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=self.env,
+        )
+        await process.wait()
+
+
+def prompt_count(screen: str) -> int:
+    return sum(1 for line in screen.splitlines() if line.startswith(">"))
+
+
+def waiting_at_prompt(count: int) -> Callable[[str], bool]:
+    """The ``count``-th prompt is the last line shown (the session waits for input)."""
+
+    def ready(screen: str) -> bool:
+        lines = [line for line in screen.splitlines() if line.strip()]
+        return prompt_count(screen) >= count and bool(lines) and lines[-1].rstrip() == ">"
+
+    return ready
+
+
+def turns(request_messages: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(m["role"], m["content"]) for m in request_messages]
+
+
+async def test_interactive_chat_in_a_terminal(tmp_path: Path, openai: OpenAIServer) -> None:
+    env = user_env(tmp_path / "home")
+    openai.script(
+        Reply(text="Paris is the capital.", thinking="The user asks about France."),
+        Reply(text="About 2.1 million live in Paris."),
+        Reply(text=STORY, chunk_chars=4, chunk_delay=0.05),
+        Reply(text="Lyon is in that story."),
+        Reply(text="It is sunny in Paris."),
+    )
+    flags = ["--provider", "openai_compatible", "--api-base", openai.url + "/v1", "--model", "m"]
+    command = shlex.join([str(LEXIGRAM_LLM), "chat", *flags])
+    terminal = Terminal(env)
+    try:
+        await terminal.start(f'{command}; echo "exit status $?"; sleep 600')
+        await terminal.wait_for(waiting_at_prompt(1), "the first prompt")
+
+        await terminal.type("Capital of France?")
+        screen = await terminal.wait_for(waiting_at_prompt(2), "the first answer")
+        assert "Paris is the capital." in screen
+        coloured = await terminal.screen(escapes=True)
+        assert "\x1b[2mThe user asks about France." in coloured  # thinking, dimmed
+
+        await terminal.type("How many live there?")
+        screen = await terminal.wait_for(waiting_at_prompt(3), "the second answer")
+        assert "About 2.1 million live in Paris." in screen
+        assert turns(openai.requests[1].json["messages"]) == [
+            ("user", "Capital of France?"),
+            ("assistant", "Paris is the capital."),
+            ("user", "How many live there?"),
+        ]
+
+        await terminal.type("Tell me a long story")
+        await terminal.wait_for(lambda s: "Once upon a time there" in s, "the story starting")
+        await terminal.keys("C-c")
+        screen = await terminal.wait_for(waiting_at_prompt(4), "the prompt after Ctrl-C")
+        assert "[interrupted]" in screen
+        assert "exit status" not in screen
+
+        await terminal.type("What city was that?")
+        screen = await terminal.wait_for(waiting_at_prompt(5), "the answer after Ctrl-C")
+        assert "Lyon is in that story." in screen
+        sent = turns(openai.requests[3].json["messages"])
+        assert sent[:4] == [
+            *turns(openai.requests[1].json["messages"]),
+            ("assistant", "About 2.1 million live in Paris."),
+        ]
+        (_, question), (role, partial), last = sent[4:]
+        assert question == "Tell me a long story"
+        assert role == "assistant"  # the part shown before Ctrl-C is kept
+        assert isinstance(partial, str) and partial.startswith("Once upon a time")
+        assert STORY.startswith(partial) and len(partial) < len(STORY.rstrip())
+        assert last == ("user", "What city was that?")
+
+        await terminal.keys("C-d")
+        screen = await terminal.wait_for(lambda s: "exit status" in s, "the session ending")
+        assert "exit status 0" in screen
+        # Three finished answers of 12 prompt and 7 completion tokens each (the interrupted
+        # one sent no usage); no price is known for model "m".
+        assert "session: 3 answers, 57 tokens (36 in, 21 out), cost unknown" in screen
+    finally:
+        await terminal.close()
+
+    continued = await run_cli("chat", *flags, "-c", "And the weather?", env=env, cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr
+    assert continued.stdout == "It is sunny in Paris.\n"
+    sent = turns(openai.requests[-1].json["messages"])
+    assert sent == [
+        *turns(openai.requests[3].json["messages"]),
+        ("assistant", "Lyon is in that story."),
+        ("user", "And the weather?"),
+    ]
+
+    found = await run_cli("logs", "-q", "Lyon", "--json", env=env, cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    rows = json.loads(found.stdout)
+    assert [row["prompt"] for row in rows] == ["What city was that?"]
+    everything = json.loads(
+        (await run_cli("logs", "-n", "0", "--json", env=env, cwd=tmp_path)).stdout
+    )
+    assert len({row["conversation_id"] for row in everything}) == 1
+    assert len(everything) == 5
+
+
+async def test_without_a_prompt_and_no_terminal_is_a_usage_error(tmp_path: Path) -> None:
+    ran = await run_cli("chat", env=user_env(tmp_path / "home"), cwd=tmp_path)
+    assert ran.returncode == 2
+    assert "chat needs a PROMPT" in ran.stderr
