@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, idempotently:
-#   uv (from PyPI), the workspace with every extra (.venv, from uv.lock), and redis-server
-#   (Debian's package) when tests need it. llama-cpp-python builds from source once (~7 min on
-#   2 idle cores), with its compile steps and a heartbeat shown; uv's cache keeps the built
-#   wheel, so later runs print one line.
+#   uv (from PyPI), the workspace with every extra (.venv, from uv.lock), and redis-server and
+#   tmux (Debian's packages) when tests need them. llama-cpp-python builds from source once
+#   (~7 min on 2 idle cores), with its compile steps and a heartbeat shown; uv's cache keeps the
+#   built wheel, so later runs print one line.
 # Usage: scripts/bootstrap.sh [--with-redis]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,11 +15,13 @@ if ! command -v uv >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check uv >&2
 fi
 
-if [ "${1:-}" = "--with-redis" ] && ! command -v redis-server >/dev/null 2>&1; then
-    say "installing redis-server (Debian package)"
+# tmux: the interactive CLI test drives lexigram-llm chat in a real terminal.
+if [ "${1:-}" = "--with-redis" ] \
+    && ! { command -v redis-server && command -v tmux; } >/dev/null 2>&1; then
+    say "installing redis-server and tmux (Debian packages)"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server tmux >&2
 fi
 
 # uv shows a build backend's output only with -v (as DEBUG lines): keep uv's own lines and
