@@ -195,3 +195,75 @@ async def test_without_a_prompt_and_no_terminal_is_a_usage_error(tmp_path: Path)
     ran = await run_cli("chat", env=user_env(tmp_path / "home"), cwd=tmp_path)
     assert ran.returncode == 2
     assert "chat needs a PROMPT" in ran.stderr
+
+
+async def test_commands_and_multi_line_input(tmp_path: Path, openai: OpenAIServer) -> None:
+    env = user_env(tmp_path / "home")
+    openai.script(Reply(text="Un."), Reply(text="Deux."), Reply(text="Trois."))
+    flags = ["--provider", "openai_compatible", "--api-base", openai.url + "/v1", "--model", "m"]
+    saved = tmp_path / "conversation.json"
+    terminal = Terminal(env)
+    try:
+        await terminal.start(shlex.join([str(LEXIGRAM_LLM), "chat", *flags]) + "; sleep 600")
+        await terminal.wait_for(waiting_at_prompt(1), "the first prompt")
+        await terminal.type("/help")
+        screen = await terminal.wait_for(waiting_at_prompt(2), "the help")
+        assert "/save FILE" in screen and "!multi" in screen
+
+        await terminal.type("/system Answer in French.")
+        await terminal.wait_for(waiting_at_prompt(3), "the system prompt set")
+        await terminal.type("!multi")
+        await terminal.type("line one")
+        await terminal.type("line two")
+        await terminal.type("!end")
+        await terminal.wait_for(waiting_at_prompt(4), "the multi-line answer")
+        assert turns(openai.requests[0].json["messages"]) == [
+            ("system", "Answer in French."),
+            ("user", "line one\nline two"),
+        ]
+        assert openai.requests[0].json["model"] == "m"
+
+        await terminal.type("/model other")
+        await terminal.wait_for(waiting_at_prompt(5), "the model switched")
+        await terminal.type("Again?")
+        await terminal.wait_for(waiting_at_prompt(6), "the answer of the other model")
+        assert openai.requests[1].json["model"] == "other"
+        assert turns(openai.requests[1].json["messages"])[-3:] == [
+            ("user", "line one\nline two"),
+            ("assistant", "Un."),
+            ("user", "Again?"),
+        ]
+
+        await terminal.type(f"/save {saved}")
+        screen = await terminal.wait_for(waiting_at_prompt(7), "the conversation saved")
+        assert f"saved to {saved}" in screen
+        export = json.loads(saved.read_text())
+        assert [m["content"] for m in export["messages"]] == [
+            "line one\nline two",
+            "Un.",
+            "Again?",
+            "Deux.",
+        ]
+        assert export["config"]["system_prompt"] == "Answer in French."
+
+        await terminal.type("/clear")
+        await terminal.wait_for(waiting_at_prompt(8), "the history cleared")
+        await terminal.type("Fresh start")
+        await terminal.wait_for(waiting_at_prompt(9), "the answer after /clear")
+        assert turns(openai.requests[2].json["messages"]) == [
+            ("system", "Answer in French."),
+            ("user", "Fresh start"),
+        ]
+        await terminal.type("/nope")
+        screen = await terminal.wait_for(waiting_at_prompt(10), "the unknown command")
+        assert "unknown command /nope" in screen
+        assert len(openai.requests) == 3  # commands never reach the model
+    finally:
+        await terminal.close()
+
+    rows = json.loads((await run_cli("logs", "-n", "0", "--json", env=env, cwd=tmp_path)).stdout)
+    assert [row["prompt"] for row in rows] == ["line one\nline two", "Again?", "Fresh start"]
+    assert [row["model"] for row in rows] == ["m", "other", "other"]
+    assert rows[0]["system"] == "Answer in French."
+    # /clear starts a new logged conversation, so -c does not bring the cleared history back.
+    assert rows[0]["conversation_id"] == rows[1]["conversation_id"] != rows[2]["conversation_id"]
