@@ -267,3 +267,32 @@ async def test_commands_and_multi_line_input(tmp_path: Path, openai: OpenAIServe
     assert rows[0]["system"] == "Answer in French."
     # /clear starts a new logged conversation, so -c does not bring the cleared history back.
     assert rows[0]["conversation_id"] == rows[1]["conversation_id"] != rows[2]["conversation_id"]
+
+
+async def test_ctrl_c_before_the_first_token_drops_the_question(
+    tmp_path: Path, openai: OpenAIServer
+) -> None:
+    env = user_env(tmp_path / "home")
+    openai.script(Reply(text="Never shown.", stall_after=0), Reply(text="Here I am."))
+    flags = ["--provider", "openai_compatible", "--api-base", openai.url + "/v1", "--model", "m"]
+    terminal = Terminal(env)
+    try:
+        await terminal.start(shlex.join([str(LEXIGRAM_LLM), "chat", *flags]) + "; sleep 600")
+        await terminal.wait_for(waiting_at_prompt(1), "the first prompt")
+        await terminal.type("Are you there?")
+        for _ in range(600):  # until the server holds the stalled stream open
+            if openai.open_streams:
+                break
+            await asyncio.sleep(0.1)
+        await terminal.keys("C-c")
+        screen = await terminal.wait_for(waiting_at_prompt(2), "the prompt after Ctrl-C")
+        assert "[interrupted]" in screen
+        await terminal.type("Hello?")
+        screen = await terminal.wait_for(waiting_at_prompt(3), "the next answer")
+        assert "Here I am." in screen
+        # Nothing was shown, so the interrupted question is gone: no two questions in a row.
+        assert turns(openai.requests[1].json["messages"]) == [("user", "Hello?")]
+    finally:
+        await terminal.close()
+    rows = json.loads((await run_cli("logs", "-n", "0", "--json", env=env, cwd=tmp_path)).stdout)
+    assert [row["prompt"] for row in rows] == ["Hello?"]
