@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.exceptions import TokenLimitError as TokenLimitError
     from lexigram.ai.llm.exceptions import ToolFailureLimitError as ToolFailureLimitError
     from lexigram.ai.llm.exceptions import ToolLoopError as ToolLoopError
+    from lexigram.ai.llm.exceptions import (
+        UnsupportedCapabilityError as UnsupportedCapabilityError,
+    )
     from lexigram.ai.llm.middleware import CallInfo as CallInfo
     from lexigram.ai.llm.middleware import LoggingMiddleware as LoggingMiddleware
     from lexigram.ai.llm.middleware import Middleware as Middleware
@@ -125,6 +128,7 @@ _EXPORTS: dict[str, str] = {
     "ToolRun": "lexigram.ai.llm.tools",
     "ToolStep": "lexigram.ai.llm.tools",
     "ToolStream": "lexigram.ai.llm.tools",
+    "UnsupportedCapabilityError": "lexigram.ai.llm.exceptions",
     "Usage": "lexigram.ai.llm.types",
     "create_embedding_client": "lexigram.ai.llm.embeddings",
     "create_llm_client": "lexigram.ai.llm.registry",

@@ -46,7 +46,12 @@ from lexigram.ai.llm.middleware import (
 from lexigram.ai.llm.middleware import (
     observed as _observed,
 )
-from lexigram.ai.llm.pricing import context_window_for, model_table, usage_cost
+from lexigram.ai.llm.pricing import (
+    missing_capability,
+    model_table,
+    unsupported_capability,
+    usage_cost,
+)
 from lexigram.ai.llm.stream import ChatStream, StreamAccumulator
 from lexigram.ai.llm.tokens import CharEstimateCounter, preflight_token_limit
 from lexigram.ai.llm.types import (
@@ -547,6 +552,7 @@ class AbstractLLMClient:
         what only the stream knows) or the error."""
         call = CallInfo(self, request, chain, stream=True)
         finished = False
+        source: AsyncIterator[StreamChunk] | None = None
         try:
             try:
                 request = await chain.before_request(call, request)
@@ -581,7 +587,10 @@ class AbstractLLMClient:
                 await chain.on_error(call, wrapped)
                 raise wrapped from exc
         finally:
-            if not finished:  # closed early, or cancelled
+            # Closed early or cancelled: close the source now (not when the garbage collector
+            # finds it), so its connection or local generation stops before aclose() returns.
+            await _aclose(source)
+            if not finished:
                 chain.on_cancel(call)
 
     async def _stream_with_policies(
@@ -656,17 +665,22 @@ class AbstractLLMClient:
     # -- shared pieces ---------------------------------------------------------------------
 
     def _preflight(self, request: ChatRequest) -> LLMError | None:
-        """A refusal before any network call (token-limit pre-flight), or ``None``.
+        """A refusal before any network call, or ``None``: a capability the model table knows
+        the model lacks (``UnsupportedCapabilityError``), then the token-limit pre-flight.
 
         Only when the context window is known (config ``context_window``, else the model
         table); a bound from sizes alone clears most prompts without tokenizing."""
         window = self.config.context_window
+        if request.model:
+            info = model_table().lookup(request.model, self.provider_name)
+            if info is not None:
+                lacking = missing_capability(request, info)
+                if lacking is not None:
+                    return unsupported_capability(request.model, lacking, self.provider_name)
+                if window is None:
+                    window = info.context_window
         if window is None:
-            if not request.model:
-                return None
-            window = context_window_for(request.model, self.provider_name)
-            if window is None:
-                return None
+            return None
         return preflight_token_limit(request, window, provider=self.provider_name)
 
     def _in_budget(
@@ -689,6 +703,7 @@ class AbstractLLMClient:
                     usage = chunk.usage
                 yield chunk
         finally:
+            await _aclose(source)
             cost = None
             if usage is not None:
                 cost = usage_cost(usage, request.model, provider=self.provider_name)
@@ -819,6 +834,13 @@ def _normalised_endpoint(endpoint: str) -> str:
     if parts.query:
         out += "?" + hashlib.sha256(parts.query.encode()).hexdigest()[:16]
     return out
+
+
+async def _aclose(source: object) -> None:
+    """Close an async generator a wrapper was reading (a no-op for other iterators)."""
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 # Stateless, so one instance serves every request.

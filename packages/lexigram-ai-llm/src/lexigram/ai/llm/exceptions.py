@@ -42,6 +42,7 @@ __all__ = [
     "ToolFailureLimitError",
     "ToolLoopError",
     "UnknownProviderError",
+    "UnsupportedCapabilityError",
     "credential_values",
     "error_for_status",
     "parse_retry_after",
@@ -60,6 +61,21 @@ class TokenLimitError(InvalidRequestError):
     """The prompt plus ``max_tokens`` exceed the model's context window."""
 
     default_code = "context_length_exceeded"
+
+
+class UnsupportedCapabilityError(InvalidRequestError):
+    """The model cannot take this request (an image for a text-only model, tools for a model
+    without function calling, a JSON-schema response format...), as the model table knows;
+    refused before any network call. ``capability`` names what is missing (one of
+    ``pricing.CAPABILITIES``), ``model`` the model."""
+
+    default_code = "unsupported_capability"
+
+    @property
+    def capability(self) -> str | None:
+        """The capability the model lacks."""
+        value = self.details.get("capability")
+        return value if isinstance(value, str) else None
 
 
 class InvalidInputError(InvalidRequestError, ValueError):

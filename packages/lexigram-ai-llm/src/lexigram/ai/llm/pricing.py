@@ -18,17 +18,18 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from lexigram.ai.llm.exceptions import ConfigurationError
-from lexigram.ai.llm.types import Usage
+from lexigram.ai.llm.exceptions import ConfigurationError, UnsupportedCapabilityError
+from lexigram.ai.llm.types import ChatRequest, DocumentPart, ImageDataPart, ImageURLPart, Usage
 
 __all__ = [
+    "CAPABILITIES",
     "ENV_VAR",
     "CostEstimate",
     "ModelInfo",
@@ -37,12 +38,20 @@ __all__ = [
     "context_window_for",
     "estimate_cost",
     "lookup_model",
+    "missing_capability",
     "model_table",
+    "request_capabilities",
     "set_model_table",
+    "unsupported_capability",
     "usage_cost",
 ]
 
 ENV_VAR = "LEXIGRAM_MODEL_TABLE"
+
+#: What a model may or may not take, in the order a refusal names the first one missing.
+#: ``vision``: image inputs; ``audio``: audio inputs; ``pdf``: PDF documents; ``tools``:
+#: function tools; ``json_schema``: a JSON-schema response format; ``reasoning``: thinking.
+CAPABILITIES = ("vision", "audio", "pdf", "tools", "json_schema", "reasoning")
 _PER = 1_000_000.0
 
 # What may follow a known model name and still be the same model: dates, ``latest``, version
@@ -110,6 +119,35 @@ class ModelInfo:
     # Long-context prices, lowest ``above`` first; a prompt over a tier's threshold is billed
     # entirely at that tier's prices.
     tiers: tuple[PriceTier, ...] = ()
+    # Capabilities (see ``CAPABILITIES``): ``True`` the model has it, ``False`` the table knows
+    # it lacks it (requests needing it are refused before sending), ``None`` unknown (allowed).
+    vision: bool | None = None
+    audio: bool | None = None
+    pdf: bool | None = None
+    tools: bool | None = None
+    json_schema: bool | None = None
+    reasoning: bool | None = None
+    # A coarse quality tier, 1 (small, basic) to 5 (frontier), for ``ModelSelector``; ``None``
+    # unknown.
+    quality: int | None = None
+    # ``lacks``, worked out once: the client's pre-flight reads it on every request.
+    _lacks: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lacks = tuple(c for c in CAPABILITIES if getattr(self, c) is False)
+        object.__setattr__(self, "_lacks", lacks)
+
+    def supports(self, capability: str) -> bool | None:
+        """Whether the model has ``capability`` (one of ``CAPABILITIES``); ``None`` unknown."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; use one of {CAPABILITIES}")
+        value: bool | None = getattr(self, capability)
+        return value
+
+    @property
+    def lacks(self) -> tuple[str, ...]:
+        """The capabilities the table knows this model lacks."""
+        return self._lacks
 
     @property
     def priced(self) -> bool:
@@ -192,6 +230,22 @@ class ModelInfo:
                 raise ValueError(f"{key} must be a positive integer, not {value!r}")
             return value
 
+        caps = data.get("capabilities") or {}
+        if not isinstance(caps, Mapping):
+            raise ValueError(f"capabilities must be an object, not {caps!r}")
+        unknown = set(caps) - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(
+                f"unknown capabilities {sorted(unknown)}; the table knows {list(CAPABILITIES)}"
+            )
+        for cap, flag in caps.items():
+            if flag is not None and not isinstance(flag, bool):
+                raise ValueError(f"capability {cap!r} must be true, false or null, not {flag!r}")
+        quality = data.get("quality")
+        if quality is not None and not (
+            isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 5
+        ):
+            raise ValueError(f"quality must be an integer from 1 to 5, not {quality!r}")
         provider = data.get("provider")
         wire = data.get("wire")
         if wire is not None and not isinstance(wire, str):
@@ -226,6 +280,8 @@ class ModelInfo:
             max_output_tokens=count("max_output_tokens"),
             wire=wire,
             tiers=tuple(sorted(parsed, key=lambda t: t.above)),
+            quality=quality,
+            **{cap: caps.get(cap) for cap in CAPABILITIES},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,6 +309,11 @@ class ModelInfo:
                 for t in self.tiers
             ]
             or None,
+            "capabilities": {
+                c: getattr(self, c) for c in CAPABILITIES if getattr(self, c) is not None
+            }
+            or None,
+            "quality": self.quality,
         }
         return {k: v for k, v in fields.items() if v is not None}
 
@@ -267,9 +328,12 @@ class ModelTable:
         as_of: str | None = None,
         sources: Mapping[str, str] | None = None,
         origin: str = "<memory>",
+        capabilities_as_of: str | None = None,
     ) -> None:
         self._models: dict[str, ModelInfo] = {k.lower(): v for k, v in models.items()}
         self.as_of = as_of
+        # The date the capability flags were checked against the providers' model docs.
+        self.capabilities_as_of = capabilities_as_of
         self.sources: dict[str, str] = dict(sources or {})
         self.origin = origin
         self._cache: dict[tuple[str | None, str], ModelInfo | None] = {}
@@ -293,9 +357,11 @@ class ModelTable:
                 raise ConfigurationError(f"model table {origin}: {name!r}: {exc}") from None
         sources = data.get("sources") or {}
         as_of = data.get("as_of")
+        caps_as_of = data.get("capabilities_as_of")
         table = cls(
             parsed,
             as_of=str(as_of) if as_of is not None else None,
+            capabilities_as_of=str(caps_as_of) if caps_as_of is not None else None,
             sources={str(k): str(v) for k, v in dict(sources).items()},
             origin=origin,
         )
@@ -331,6 +397,7 @@ class ModelTable:
         return {
             "schema_version": 1,
             "as_of": self.as_of,
+            "capabilities_as_of": self.capabilities_as_of,
             "sources": dict(self.sources),
             "models": {name: info.to_dict() for name, info in self._models.items()},
         }
@@ -350,6 +417,8 @@ class ModelTable:
             self.sources.update(other.sources)
             if other.as_of:
                 self.as_of = other.as_of
+            if other.capabilities_as_of:
+                self.capabilities_as_of = other.capabilities_as_of
             self._cache.clear()
 
     def __contains__(self, name: object) -> bool:
@@ -357,6 +426,11 @@ class ModelTable:
 
     def __len__(self) -> int:
         return len(self._models)
+
+    def entries(self) -> list[ModelInfo]:
+        """Every entry of the table, in its order."""
+        with self._lock:
+            return list(self._models.values())
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -519,3 +593,72 @@ def usage_cost(usage: Usage, *models: str, provider: str | None = None) -> float
         if info is not None and info.priced:
             return info.usage_cost(usage)
     return None
+
+
+def request_capabilities(request: ChatRequest) -> frozenset[str]:
+    """The capabilities ``request`` needs: ``vision`` for image parts, ``pdf`` for PDF
+    documents, ``tools`` for tool definitions, ``json_schema`` for a JSON-schema response
+    format. (No content part carries audio or asks for reasoning, so those are never needed.)"""
+    needs: set[str] | None = None
+    if request.tools:
+        needs = {"tools"}
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        needs = (needs or set()) | {"json_schema"}
+    for message in request.messages:
+        content = message.content
+        if type(content) is not tuple:
+            continue
+        for part in content:
+            if isinstance(part, ImageDataPart | ImageURLPart):
+                needs = (needs or set()) | {"vision"}
+            elif isinstance(part, DocumentPart) and part.media_type == "application/pdf":
+                needs = (needs or set()) | {"pdf"}
+    return frozenset(needs) if needs else _NO_NEEDS
+
+
+_NO_NEEDS: frozenset[str] = frozenset()
+
+
+def missing_capability(
+    request: ChatRequest, info: ModelInfo | None, needs: frozenset[str] | None = None
+) -> str | None:
+    """The first capability ``request`` needs that the table knows ``info``'s model lacks, or
+    ``None`` (also when the model is unknown: what the table does not know is allowed).
+    ``needs`` is ``request_capabilities(request)`` when the caller has it already."""
+    if info is None or not info.lacks:
+        return None
+    if needs is None:
+        needs = request_capabilities(request)
+    if not needs:
+        return None
+    for capability in info.lacks:
+        if capability in needs:
+            return capability
+    return None
+
+
+_CAPABILITY_WORDS = {
+    "vision": "image input",
+    "audio": "audio input",
+    "pdf": "PDF documents",
+    "tools": "tools (function calling)",
+    "json_schema": "a JSON-schema response format",
+    "reasoning": "reasoning (thinking)",
+}
+
+
+def unsupported_capability(
+    model: str, capability: str, provider: str | None = None
+) -> UnsupportedCapabilityError:
+    """The error for a request ``model`` cannot take because it lacks ``capability``."""
+    table = model_table()
+    return UnsupportedCapabilityError(
+        f"Model {model!r} does not take {_CAPABILITY_WORDS.get(capability, capability)} "
+        f"(model table {table.origin}, capabilities as of {table.capabilities_as_of}); no "
+        f"request was sent. Use a model that does, or correct the entry with "
+        f"lexigram.ai.llm.pricing.model_table().register(ModelInfo(...))",
+        provider=provider,
+        model=model,
+        details={"capability": capability, "model": model},
+    )

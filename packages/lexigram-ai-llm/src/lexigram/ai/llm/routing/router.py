@@ -40,6 +40,12 @@ from lexigram.ai.llm.exceptions import (
     TokenLimitError,
 )
 from lexigram.ai.llm.middleware import default_chain, observed
+from lexigram.ai.llm.pricing import (
+    lookup_model,
+    missing_capability,
+    request_capabilities,
+    unsupported_capability,
+)
 from lexigram.ai.llm.routing.config import LLMConfig, ProviderRoute
 from lexigram.ai.llm.routing.state import MemoryRouterState, RouterState, RouteStats
 from lexigram.ai.llm.routing.strategies import (
@@ -64,6 +70,9 @@ logger = logging.getLogger("lexigram.ai.llm.routing")
 
 T = TypeVar("T")
 Attempt = dict[str, Any]
+
+# An attempt's ``reason`` when the route was skipped because its model lacks a capability.
+_UNSUPPORTED = "unsupported_capability:"
 
 
 class NoRouteAvailableError(ProviderError):
@@ -413,13 +422,22 @@ class LLMRouter(AbstractLLMClient):
     # -- the attempt engine ----------------------------------------------------------------
 
     async def _plan(self, request: ChatRequest) -> tuple[list[Route], list[Attempt]]:
-        """The routes to try, ranked, and a record of those skipped because they rest."""
+        """The routes to try, ranked, and a record of those skipped because they rest or
+        because the model table knows their model cannot take the request."""
         stats = await self._snapshot()
         attempts: list[Attempt] = []
         ready: list[Route] = []
+        needs = request_capabilities(request)
         for route in self.routes:
             seen = stats.get(route.name)
-            if seen is not None and seen.cooling_down:
+            lacking = None
+            if needs:
+                info = lookup_model(route.model_for(request), route.provider) or route.price
+                lacking = missing_capability(request, info, needs)
+            if lacking is not None:
+                reason = f"{_UNSUPPORTED}{lacking}"
+                attempts.append(_attempt(route, request, "skipped", reason=reason))
+            elif seen is not None and seen.cooling_down:
                 attempts.append(
                     _attempt(
                         route,
@@ -584,6 +602,16 @@ class LLMRouter(AbstractLLMClient):
     def _nothing_ready(self, request: ChatRequest, attempts: list[Attempt]) -> LLMError:
         waits = [a["cooldown"] for a in attempts if a.get("cooldown")]
         soonest = min(waits) if waits else None
+        if soonest is None:
+            for attempt in attempts:
+                reason = attempt.get("reason") or ""
+                if reason.startswith(_UNSUPPORTED):
+                    # No route rests: every model the router has lacks what the request needs.
+                    error = unsupported_capability(
+                        attempt["model"], reason[len(_UNSUPPORTED) :], self.provider_name
+                    )
+                    error.details["attempts"] = list(attempts)
+                    return error
         return NoRouteAvailableError(
             "Every route is resting after recent failures; retry after the soonest cooldown",
             provider=self.provider_name,
