@@ -296,3 +296,25 @@ async def test_ctrl_c_before_the_first_token_drops_the_question(
         await terminal.close()
     rows = json.loads((await run_cli("logs", "-n", "0", "--json", env=env, cwd=tmp_path)).stdout)
     assert [row["prompt"] for row in rows] == ["Hello?"]
+
+
+async def test_history_is_trimmed_to_the_context_window(
+    tmp_path: Path, openai: OpenAIServer
+) -> None:
+    env = user_env(tmp_path / "home", LEX_AI_LLM__CONTEXT_WINDOW="60")
+    openai.script(Reply(text="Ok."))
+    flags = ["--provider", "openai_compatible", "--api-base", openai.url + "/v1", "--model", "m"]
+    questions = [f"{word} " * 10 for word in ("alpha", "bravo", "charlie")]
+    terminal = Terminal(env)
+    try:
+        await terminal.start(shlex.join([str(LEXIGRAM_LLM), "chat", *flags]) + "; sleep 600")
+        await terminal.wait_for(waiting_at_prompt(1), "the first prompt")
+        for count, question in enumerate(questions, start=2):
+            await terminal.type(question.strip())
+            await terminal.wait_for(waiting_at_prompt(count), f"answer {count - 1}")
+    finally:
+        await terminal.close()
+    assert len(openai.requests) == 3
+    sent = [m["content"] for m in openai.requests[2].json["messages"]]
+    assert sent[-1] == questions[2].strip()
+    assert questions[0].strip() not in sent  # the oldest turn went first
