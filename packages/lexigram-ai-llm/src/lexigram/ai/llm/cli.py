@@ -1,6 +1,7 @@
 """``lexigram-llm``: chat with any configured provider, list providers and models.
 
     lexigram-llm chat "What is the capital of France?"        # streamed, embedded local model
+    lexigram-llm chat                                         # interactive (/help lists commands)
     echo "Explain GGUF" | lexigram-llm chat - --provider openai --model gpt-4o-mini
     lexigram-llm chat --provider openai_compatible --api-base http://127.0.0.1:8080/v1 "Hi"
     lexigram-llm providers
