@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.rate_limit import RateLimiter as RateLimiter
     from lexigram.ai.llm.registry import ProviderRegistry as ProviderRegistry
     from lexigram.ai.llm.registry import create_llm_client as create_llm_client
+    from lexigram.ai.llm.selection import ModelSelector as ModelSelector
+    from lexigram.ai.llm.selection import ModelSelectorStrategy as ModelSelectorStrategy
     from lexigram.ai.llm.stream import ChatStream as ChatStream
     from lexigram.ai.llm.structured import JSONExtractor as JSONExtractor
     from lexigram.ai.llm.structured import ParserRegistry as ParserRegistry
@@ -106,6 +108,8 @@ _EXPORTS: dict[str, str] = {
     "LLMRateLimitError": "lexigram.ai.llm.exceptions",
     "LLMTimeoutError": "lexigram.ai.llm.exceptions",
     "MaxStepsExceededError": "lexigram.ai.llm.exceptions",
+    "ModelSelector": "lexigram.ai.llm.selection",
+    "ModelSelectorStrategy": "lexigram.ai.llm.selection",
     "ParserRegistry": "lexigram.ai.llm.structured",
     "ProviderConnectionError": "lexigram.ai.llm.exceptions",
     "ProviderRegistry": "lexigram.ai.llm.registry",
