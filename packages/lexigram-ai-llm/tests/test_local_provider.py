@@ -331,8 +331,15 @@ async def test_a_sampler_option_that_is_not_a_number_is_an_invalid_request(
 # -- cancellation --------------------------------------------------------------------------
 
 
-async def test_closing_a_stream_stops_generation(local_model: LocalModel) -> None:
-    async with make_client(max_tokens=300) as client:
+@pytest.mark.parametrize("observed", [False, True], ids=["plain", "with-middleware"])
+async def test_closing_a_stream_stops_generation(local_model: LocalModel, observed: bool) -> None:
+    # With a middleware the stream runs through one more wrapper, which must close what it
+    # reads at once too (it once left that to the garbage collector: generation went on).
+    from lexigram.ai.llm import Middleware
+
+    config = ClientConfig(provider="local", temperature=0.0, max_tokens=300)
+    client = create_llm_client(config, middleware=[Middleware()] if observed else None)
+    async with client:
         await wait_idle(local_model)
         before = local_model.tokens_generated
         stream = client.stream_chat(STORY)

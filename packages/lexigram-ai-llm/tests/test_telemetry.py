@@ -543,9 +543,17 @@ asyncio.run(main())
     assert second == "['chat', 'chat r0', 'chat r1'] [True, True] ProviderError r1"
 
 
-async def test_no_middleware_no_chain(server: OpenAIServer) -> None:
+async def test_no_middleware_no_chain(
+    server: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry import trace
+
     from lexigram.ai.llm.middleware import default_chain
 
+    # Another test (an in-process CLI -v) may have left the call log enabled for DEBUG,
+    # which adds the logging middleware: this test is about a client with nothing set.
+    caplog.set_level(logging.WARNING, logger="lexigram.ai.llm.calls")
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     async with create_llm_client(config(server, telemetry=None)) as llm:
         assert llm._middleware is None
         assert default_chain(llm) is None  # opentelemetry imported, no global provider
