@@ -75,6 +75,15 @@ show_sync_progress() {
 
 say "syncing the workspace (.venv)"
 : >"$LOG"
+# First from uv's cache alone: the package index answers a revalidation of the
+# llama-cpp-python sdist as "modified" once its cached response is stale (within hours), and uv
+# then builds a new wheel (~7 minutes) although the one it built from the same file is cached.
+# Offline, uv takes what it has; on a fresh machine (or when the lock needs something not yet
+# cached) that fails at once and the normal sync below runs.
+if uv sync --all-packages --all-extras --locked --offline --quiet >>"$LOG" 2>&1; then
+    say "workspace ready (from uv's cache)"
+    exit 0
+fi
 set +e
 uv sync --all-packages --all-extras --locked -v 2>&1 | show_sync_progress
 status=${PIPESTATUS[0]}
