@@ -645,9 +645,7 @@ class AbstractLLMClient:
                     breaker.record_success()
                     settled = True
                 finally:
-                    aclose = getattr(source, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
+                    await _aclose(source)
             finally:
                 if not settled:
                     breaker.release_probe()
