@@ -18,7 +18,11 @@ from lexigram.ai.llm import (
     StructuredExtractor,
     create_llm_client,
 )
-from lexigram.ai.llm.exceptions import ExtractionMaxRetriesError, ExtractionValidationError
+from lexigram.ai.llm.exceptions import (
+    ExtractionMaxRetriesError,
+    ExtractionParseError,
+    ExtractionValidationError,
+)
 from lexigram.result import Err, Ok
 
 pytestmark = pytest.mark.slow
@@ -72,7 +76,12 @@ async def test_json_extraction_of_name_and_age(llm: Any) -> None:
 
 async def test_an_unsatisfiable_schema_ends_in_max_retries_with_summed_usage(llm: Any) -> None:
     once = await JSONExtractor(llm, max_retries=0).extract("Say a word", schema=IMPOSSIBLE)
-    assert isinstance(once, Err) and isinstance(once.error, ExtractionValidationError)
+    # The bundled model's answer differs between runs and thread counts: JSON that breaks the
+    # schema, or an answer cut short (unterminated JSON). Either is a typed extraction error
+    # carrying the usage of the one call; which one is not stable across CPUs.
+    assert isinstance(once, Err)
+    assert isinstance(once.error, ExtractionValidationError | ExtractionParseError)
+    assert once.error.usage is not None and once.error.usage.prompt_tokens > 0
     single = once.error.usage
 
     result = await JSONExtractor(llm).extract("Say a word", schema=IMPOSSIBLE, max_tokens=40)
