@@ -4,10 +4,12 @@ Keys are kept in ``keys.json`` in the user's config directory, a file only the u
 (mode 0600, in a directory of mode 0700). The library reads a stored key only when neither the
 config nor the provider's environment variable holds one.
 
-Directories follow the XDG base directory convention (``XDG_CONFIG_HOME``/``XDG_DATA_HOME``,
-else ``~/.config`` and ``~/.local/share``; ``~/Library/Application Support`` on macOS; the
-``APPDATA`` folder on Windows), worked out here in a few lines rather than with a dependency.
-``LEXIGRAM_LLM_HOME`` puts both in one directory (tests, portable installs).
+The directories are platformdirs' ``user_config_dir`` and ``user_data_dir`` for
+``lexigram-llm``: on Linux the XDG base directories (``XDG_CONFIG_HOME``/``XDG_DATA_HOME``, else
+``~/.config`` and ``~/.local/share``), ``~/Library/Application Support`` on macOS, the roaming
+``APPDATA`` folder on Windows; the same places the hand-written lookup used before, so files
+stored by earlier versions are still found. ``LEXIGRAM_LLM_HOME`` puts both in one directory
+(tests, portable installs).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from pathlib import Path
 
 from lexigram.ai.llm.exceptions import ConfigurationError
@@ -34,28 +35,29 @@ APP_NAME = "lexigram-llm"
 HOME_VARIABLE = "LEXIGRAM_LLM_HOME"
 
 
-def _base_dir(xdg_variable: str, fallback: str) -> Path:
+def _home_override() -> Path | None:
     home = os.environ.get(HOME_VARIABLE)
-    if home:
-        return Path(home).expanduser()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP_NAME
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming") / APP_NAME
-    found = os.environ.get(xdg_variable, "")
-    # The XDG spec: a relative path is invalid and must be ignored.
-    base = Path(found) if found and os.path.isabs(found) else Path.home() / fallback
-    return base / APP_NAME
+    return Path(home).expanduser() if home else None
 
 
 def config_dir() -> Path:
     """Where the user's settings and keys live (not created)."""
-    return _base_dir("XDG_CONFIG_HOME", ".config")
+    home = _home_override()
+    if home is not None:
+        return home
+    import platformdirs  # only when a user file is wanted
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False, roaming=True))
 
 
 def data_dir() -> Path:
     """Where the user's data (the chat log) lives (not created)."""
-    return _base_dir("XDG_DATA_HOME", ".local/share")
+    home = _home_override()
+    if home is not None:
+        return home
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False, roaming=True))
 
 
 def ensure_private_dir(path: Path) -> Path:
