@@ -269,6 +269,56 @@ async def test_raising_tool_is_sent_back_and_the_loop_continues(
     assert run.content == "The weather service is down."
 
 
+def _error_flags(family: str, body: Any) -> dict[str, bool]:
+    """How each tool result in a request body is marked (by call id, or tool name on Gemini),
+    on the wires that can say a tool failed: Anthropic's ``is_error``, Bedrock's ``status``,
+    Gemini's ``error`` response key."""
+    stack, flags = [body], {}
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if family == "anthropic" and node.get("type") == "tool_result":
+                flags[node["tool_use_id"]] = node.get("is_error", False) is True
+            elif family == "bedrock" and isinstance(node.get("toolResult"), dict):
+                result = node["toolResult"]
+                flags[result["toolUseId"]] = result.get("status") == "error"
+            elif family == "gemini" and isinstance(node.get("functionResponse"), dict):
+                response = node["functionResponse"]
+                flags[response["name"]] = set(response["response"]) == {"error"}
+            stack.extend(node.values())
+    return flags
+
+
+async def test_a_failed_tool_is_flagged_where_the_wire_can_say_so(
+    family: Family, server: FakeProviderServer, llm: AbstractLLMClient
+) -> None:
+    def flaky_weather(city: str) -> str:
+        """Weather for a city."""
+        raise RuntimeError("station offline")
+
+    server.script(
+        _calls(
+            ("call_1", "flaky_weather", {"city": "Paris"}),
+            ("call_2", "get_weather", {"city": "Paris"}),
+        ),
+        Reply(text="Half of it worked."),
+    )
+    run = (await run_tools(llm, ASK, tools=[flaky_weather, get_weather])).unwrap()
+    failed, fine = run.steps[0].results
+    assert (failed.ok, fine.ok) == (False, True)
+    assert failed.to_message().is_error and not fine.to_message().is_error
+    flags = _error_flags(family.name, server.requests[1].json)
+    if family.name == "gemini":
+        assert flags == {"flaky_weather": True, "get_weather": False}
+    elif family.name in {"anthropic", "bedrock"}:
+        assert flags == {"call_1": True, "call_2": False}
+    else:
+        assert flags == {}  # no flag on this wire: the "Error: ..." text says it
+    assert _holds(server.requests[1].json, failed.content)
+
+
 async def test_tool_error_message_is_sent_as_is(
     server: FakeProviderServer, llm: AbstractLLMClient
 ) -> None:

@@ -164,3 +164,18 @@ def test_request_repr_never_shows_extra_headers() -> None:
         extra={"headers": {"Authorization": "Bearer sk-secret-123"}},
     )
     assert "sk-secret-123" not in repr(request)
+
+
+def test_a_failed_tool_result_keeps_its_error_flag() -> None:
+    failed = ChatMessage.tool("Error: no such city", tool_call_id="call_1", is_error=True)
+    assert failed.to_dict()["is_error"] is True
+    assert ChatMessage.from_dict(failed.to_dict()) == failed
+    fine = ChatMessage.tool("21 C", tool_call_id="call_2")
+    assert "is_error" not in fine.to_dict()  # the dict (and the response-cache key) as before
+    assert ChatMessage.from_dict(fine.to_dict()) == fine
+    with pytest.raises(TypeError, match="only a tool result can be an error"):
+        ChatMessage(Role.USER, "hi", is_error=True)
+    with pytest.raises(TypeError, match="is_error: expected a bool"):
+        ChatMessage(Role.TOOL, "x", tool_call_id="c", is_error="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="is_error"):
+        ChatMessage.from_dict({"role": "tool", "tool_call_id": "c", "content": "", "is_error": 1})

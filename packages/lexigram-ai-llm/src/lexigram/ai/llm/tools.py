@@ -290,8 +290,10 @@ class ToolResult:
         return self.call.name
 
     def to_message(self) -> ChatMessage:
-        """The ``tool`` message answering the call."""
-        return ChatMessage.tool(self.content, tool_call_id=self.call.id, name=self.call.name)
+        """The ``tool`` message answering the call (``is_error`` when the tool failed)."""
+        return ChatMessage.tool(
+            self.content, tool_call_id=self.call.id, name=self.call.name, is_error=not self.ok
+        )
 
 
 @dataclass(frozen=True, slots=True)

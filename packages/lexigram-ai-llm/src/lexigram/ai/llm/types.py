@@ -456,7 +456,9 @@ class ChatMessage:
 
     Assistant messages carry ``tool_calls`` and the provider's ``thinking`` blocks (with
     signatures), so a history can be sent back unchanged. Tool results use role ``tool`` with
-    ``tool_call_id`` (and ``name``, which Gemini matches on).
+    ``tool_call_id`` (and ``name``, which Gemini matches on); ``is_error`` marks a tool result
+    that reports a failure (sent as Anthropic's ``is_error``, Bedrock's ``status: "error"`` and
+    Gemini's ``error`` response key; the other wires have no flag and carry the text only).
     """
 
     role: Role
@@ -465,6 +467,7 @@ class ChatMessage:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     thinking: tuple[ThinkingBlock, ...] = ()
+    is_error: bool = False
 
     def __post_init__(self) -> None:
         # One cheap test for the common message (a Role and a string, nothing else); any
@@ -476,6 +479,7 @@ class ChatMessage:
             or self.thinking != ()
             or self.name is not None
             or self.tool_call_id is not None
+            or self.is_error is not False
         ):
             _check_message(self)
 
@@ -501,8 +505,10 @@ class ChatMessage:
         return cls(Role.ASSISTANT, content, tool_calls=tuple(tool_calls), thinking=tuple(thinking))
 
     @classmethod
-    def tool(cls, content: str, *, tool_call_id: str, name: str | None = None) -> ChatMessage:
-        return cls(Role.TOOL, content, name=name, tool_call_id=tool_call_id)
+    def tool(
+        cls, content: str, *, tool_call_id: str, name: str | None = None, is_error: bool = False
+    ) -> ChatMessage:
+        return cls(Role.TOOL, content, name=name, tool_call_id=tool_call_id, is_error=is_error)
 
     @property
     def text(self) -> str:
@@ -542,6 +548,8 @@ class ChatMessage:
             ]
         if self.tool_call_id is not None:
             out["tool_call_id"] = self.tool_call_id
+        if self.is_error:
+            out["is_error"] = True
         if self.thinking:
             out["thinking"] = [
                 {
@@ -758,6 +766,16 @@ def _check_message(message: ChatMessage) -> None:
                     f"expected a {item_type.__name__}, got {_kind(item)}",
                 )
         object.__setattr__(message, name, tuple(items))
+    if type(message.is_error) is not bool:
+        raise _FieldError(
+            "ChatMessage", "is_error", f"expected a bool, got {_kind(message.is_error)}"
+        )
+    if message.is_error and message.role is not Role.TOOL:
+        raise _FieldError(
+            "ChatMessage",
+            "is_error",
+            f"only a tool result can be an error, not a {message.role.value} message",
+        )
 
 
 def _listed(data: Mapping[str, Any], key: str, path: str) -> Sequence[Any]:
@@ -804,6 +822,7 @@ def _message_from_mapping(data: Mapping[str, Any], path: str) -> ChatMessage:
         tool_calls=tool_calls,
         tool_call_id=data.get("tool_call_id"),
         thinking=thinking,
+        is_error=data.get("is_error", False),
     )
 
 

@@ -541,7 +541,10 @@ def _encode_tool_result(message: ChatMessage) -> dict[str, Any]:
         content = message.content or ""
     else:
         content = _encode_content(message.content)
-    return {"type": "tool_result", "tool_use_id": message.tool_call_id or "", "content": content}
+    block = {"type": "tool_result", "tool_use_id": message.tool_call_id or "", "content": content}
+    if message.is_error:
+        block["is_error"] = True
+    return block
 
 
 def _encode_messages(

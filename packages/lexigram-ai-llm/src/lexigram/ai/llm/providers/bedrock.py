@@ -619,14 +619,13 @@ def _encode_messages(
                     "A tool result needs the tool_call_id of the call it answers", ctx
                 )
             role = "user"
-            blocks = [
-                {
-                    "toolResult": {
-                        "toolUseId": message.tool_call_id,
-                        "content": [{"text": message.text}],
-                    }
-                }
-            ]
+            result: dict[str, Any] = {
+                "toolUseId": message.tool_call_id,
+                "content": [{"text": message.text}],
+            }
+            if message.is_error:
+                result["status"] = "error"
+            blocks = [{"toolResult": result}]
         elif message.role is Role.ASSISTANT:
             role, blocks = "assistant", _assistant_blocks(message, ctx)
         else:

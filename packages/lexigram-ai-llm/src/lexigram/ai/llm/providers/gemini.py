@@ -722,7 +722,11 @@ def _function_response(message: ChatMessage, name: str) -> dict[str, Any]:
         value = orjson.loads(text) if text.strip() else text
     except orjson.JSONDecodeError:
         value = text
-    response = value if isinstance(value, dict) else {"output": value}
+    if message.is_error:
+        # Gemini reads a function's failure from the "error" key of its response.
+        response = {"error": value}
+    else:
+        response = value if isinstance(value, dict) else {"output": value}
     return {"functionResponse": {"name": name, "response": response}}
 
 
