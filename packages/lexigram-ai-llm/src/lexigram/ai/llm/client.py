@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from lexigram.ai.llm.budget import Budget
@@ -69,6 +69,9 @@ from lexigram.contracts.ai.thinking import ThinkingConfig
 from lexigram.contracts.health import HealthCheckResult, HealthStatus
 from lexigram.resilience import CircuitBreakerRegistry, RetryPolicy
 from lexigram.result import Err, Ok, Result
+
+if TYPE_CHECKING:
+    from lexigram.ai.llm.providers._listing import ModelListing
 
 __all__ = [
     "AbstractLLMClient",
@@ -225,6 +228,16 @@ class AbstractLLMClient:
         return HealthCheckResult(
             HealthStatus.UNHEALTHY, str(result.error), {"code": result.error.code}, latency
         )
+
+    async def list_models(
+        self, *, timeout: float | None = None
+    ) -> Result[list[ModelListing], LLMError]:
+        """The models the provider serves, from its list endpoint (every page within
+        ``timeout``, default ``config.timeout``); ``Err`` of a typed ``LLMError`` otherwise,
+        ``ModelListingUnsupportedError`` where there is no list. Override in a custom client."""
+        from lexigram.ai.llm.providers._listing import list_models
+
+        return await list_models(self, timeout=timeout)
 
     async def close(self) -> None:
         """Release connections and loaded resources."""
