@@ -5,6 +5,7 @@ with the session's totals; then ``chat -c`` continues the session and ``logs -q`
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shlex
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from harness.cli_process import LEXIGRAM_LLM, run_cli, user_env
 from harness.openai_server import OpenAIServer
 from harness.server import Reply
@@ -318,3 +320,102 @@ async def test_history_is_trimmed_to_the_context_window(
     sent = [m["content"] for m in openai.requests[2].json["messages"]]
     assert sent[-1] == questions[2].strip()
     assert questions[0].strip() not in sent  # the oldest turn went first
+
+
+class HeldOpenAIServer(OpenAIServer):
+    """Holds each request until ``release()``: what a person sees while a model thinks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.held += 1
+        await self._gate.wait()
+        return await super().handle(request)
+
+
+MARKDOWN = "Paris is **very** old.\n\n- first point\n- second point"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+async def test_a_terminal_gets_a_spinner_then_the_answer_as_markdown(tmp_path: Path) -> None:
+    env = user_env(tmp_path / "home")
+    server = HeldOpenAIServer()
+    await server.start()
+    server.script(Reply(text=MARKDOWN, thinking="Thinking about Paris."))
+    flags = ["--provider", "openai_compatible", "--api-base", server.url + "/v1", "--model", "m"]
+    command = shlex.join([str(LEXIGRAM_LLM), "chat", *flags, "How old is Paris?"])
+    terminal = Terminal(env)
+    try:
+        await terminal.start(f'{command}; echo "exit status $?"; sleep 600')
+        for _ in range(600):  # until the server holds the request
+            if server.held:
+                break
+            await asyncio.sleep(0.1)
+        screen = await terminal.wait_for(
+            lambda s: "Waiting for the answer" in s, "the spinner while the answer is awaited"
+        )
+        assert server.held == 1 and "Paris is" not in screen
+        server.release()
+        screen = await terminal.wait_for(lambda s: "exit status" in s, "the answer")
+        assert "exit status 0" in screen
+        assert "Paris is very old." in screen  # rendered: no asterisks
+        assert "**" not in screen
+        assert "• first point" in screen and "• second point" in screen
+        assert "Waiting for the answer" not in screen  # the spinner is gone
+        assert screen.count("Paris is very old.") == 1  # the live text was replaced, not kept
+        coloured = await terminal.screen(escapes=True)
+        assert "\x1b[1mvery" in coloured  # bold
+        assert "\x1b[2mThinking about Paris." in coloured  # thinking, dimmed
+        # The same answer piped: the model's text as it is.
+        piped = await run_cli("chat", *flags, "How old is Paris?", env=env, cwd=tmp_path)
+        assert piped.stdout == MARKDOWN + "\n"
+    finally:
+        await terminal.close()
+        await server.stop()
+
+
+async def test_attach_in_the_interactive_chat(tmp_path: Path, openai: OpenAIServer) -> None:
+    env = user_env(tmp_path / "home")
+    (tmp_path / "dot.png").write_bytes(PNG)
+    (tmp_path / "notes.txt").write_text("text\n")
+    openai.script(Reply(text="A **tiny** dot."), Reply(text="Still a dot."))
+    flags = ["--provider", "openai_compatible", "--api-base", openai.url + "/v1", "--model", "m"]
+    terminal = Terminal(env)
+    try:
+        command = shlex.join([str(LEXIGRAM_LLM), "chat", *flags])
+        await terminal.start(f"cd {shlex.quote(str(tmp_path))} && {command}; sleep 600")
+        await terminal.wait_for(waiting_at_prompt(1), "the first prompt")
+        await terminal.type("/attach notes.txt")
+        screen = await terminal.wait_for(waiting_at_prompt(2), "the refused attachment")
+        assert "not an image (PNG, JPEG, GIF, WebP) or a PDF" in screen
+        await terminal.type("/attach dot.png")
+        screen = await terminal.wait_for(waiting_at_prompt(3), "the attachment")
+        assert "attached dot.png (image/png)" in screen
+        await terminal.type("What is this?")
+        screen = await terminal.wait_for(waiting_at_prompt(4), "the answer")
+        assert "A tiny dot." in screen
+        await terminal.type("And now?")
+        await terminal.wait_for(waiting_at_prompt(5), "the second answer")
+    finally:
+        await terminal.close()
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    first, second = (request.json["messages"] for request in openai.requests)
+    assert first == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": data_url}},
+            ],
+        }
+    ]
+    assert second[0] == first[0]  # the image stays in the history
+    assert second[-1] == {"role": "user", "content": "And now?"}  # and goes only once

@@ -45,6 +45,9 @@ EXIT_INTERRUPTED = 130
 #: The longest answer asked of the embedded local model when no max_tokens is configured: a
 #: small model that loops stops within a few hundred tokens, not the whole context window.
 LOCAL_MAX_TOKENS = 512
+#: The largest file ``-a/--attach`` sends: providers take about this much per image or PDF
+#: (OpenAI 20 MB per image, Anthropic 32 MB per request), and it is read into memory.
+MAX_ATTACHMENT_BYTES = 20 * 2**20
 
 
 class _UsageError(Exception):
@@ -93,7 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer with JSON matching the schema in FILE",
     )
     chat.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        metavar="FILE",
+        help="send FILE with the question: an image (PNG, JPEG, GIF, WebP) or a PDF, at most "
+        f"{MAX_ATTACHMENT_BYTES // 2**20} MB (repeatable; the model must take images or PDFs)",
+    )
+    chat.add_argument(
         "--no-stream", action="store_true", help="wait for the whole answer, then print it"
+    )
+    chat.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (content, model, provider, usage, cost, finish reason, "
+        "conversation id) once the answer is complete, for scripts",
+    )
+    chat.add_argument(
+        "--plain",
+        "--no-rich",
+        dest="plain",
+        action="store_true",
+        help="plain text on a terminal too (no spinner, no Markdown rendering)",
     )
     chat.add_argument(
         "--tool",
@@ -211,9 +235,11 @@ async def _chat(args: argparse.Namespace) -> int:
         raise _UsageError("chat needs a PROMPT (or - to read it from stdin)")
     # Piped text ends with a newline the user did not mean as part of the question.
     prompt = sys.stdin.read().strip() if args.prompt == "-" else args.prompt
+    args.prompt_text = prompt
     if not prompt.strip():
         raise _UsageError("the prompt is empty")
     response_format = _load_schema(args.json_schema) if args.json_schema else None
+    attachments = [load_attachment(path) for path in args.attach or ()]
     config = _client_config(args)
     from lexigram.ai.llm.registry import create_llm_client
 
@@ -234,26 +260,36 @@ async def _chat(args: argparse.Namespace) -> int:
 
         logged = stack.enter_context(contextlib.closing(LoggedChat.open(args)))
         messages.extend(logged.messages())
-        messages.append(ChatMessage.user(prompt))
+        messages.append(user_message(prompt, attachments))
         options: dict[str, Any] = {"cache": False}
         if response_format is not None:
             options["response_format"] = response_format
+        from lexigram.ai.llm.cli_render import rich_console
+
+        console = rich_console(args)
         if isinstance(client, LocalLLMClient):
-            await _with_progress(client.load(), f"Loading {client.model_path.name}")
+            label = f"Loading {client.model_path.name}"
+            await _with_progress(client.load(), label, console)
             if client.config.max_tokens is None:
                 options["max_tokens"] = LOCAL_MAX_TOKENS
         if args.tool or args.mcp:
-            return await _chat_with_tools(client, messages, args, options)
-        if args.no_stream:
+            return await _chat_with_tools(client, messages, args, options, logged)
+        if args.no_stream or args.json:
             started = time.monotonic()
-            result = await client.complete(messages, **options)
+            request = client.complete(messages, **options)
+            if console is not None:
+                result = await _with_progress(request, "Waiting for the answer", console)
+            else:
+                result = await request
             if isinstance(result, Err):
                 raise result.error
-            _write(sys.stdout, result.value.content + "\n")
-            _note_repetition(result.value.raw_finish_reason)
-            logged.record_completion(
-                result.value, prompt=prompt, system=args.system, started=started
-            )
+            completion = result.value
+            logged.record_completion(completion, prompt=prompt, system=args.system, started=started)
+            if args.json:
+                _write(sys.stdout, json.dumps(_answer_document(completion, logged)) + "\n")
+                return EXIT_OK
+            _show_answer(completion.content, console)
+            _note_repetition(completion.raw_finish_reason)
             return EXIT_OK
         chunks = client.stream_chat(messages, **options)
         await _stream(
@@ -263,7 +299,8 @@ async def _chat(args: argparse.Namespace) -> int:
                 model=client.config.model,
                 prompt=prompt,
                 system=args.system,
-            )
+            ),
+            console,
         )
         return EXIT_OK
     finally:
@@ -271,7 +308,10 @@ async def _chat(args: argparse.Namespace) -> int:
         await client.close()
 
 
-async def _stream(chunks: AsyncIterator[Any]) -> None:
+async def _stream(chunks: AsyncIterator[Any], console: Any = None) -> None:
+    if console is not None:
+        await _stream_rich(chunks, console)
+        return
     wrote = ""
     raw_finish_reason = None
     async for chunk in chunks:
@@ -287,6 +327,133 @@ async def _stream(chunks: AsyncIterator[Any]) -> None:
     _note_repetition(raw_finish_reason)
 
 
+async def _stream_rich(chunks: AsyncIterator[Any], console: Any) -> None:
+    """The answer on a terminal: spinner, live text, then Markdown (see cli_render)."""
+    from lexigram.ai.llm.cli_render import RichAnswer
+
+    view = RichAnswer(console)
+    view.start()
+    raw_finish_reason = None
+    try:
+        async for chunk in chunks:
+            if chunk.thinking_delta:
+                view.thinking(chunk.thinking_delta)
+            if chunk.delta:
+                view.text(chunk.delta)
+            if chunk.finish_reason is not None:
+                raw_finish_reason = chunk.raw_finish_reason
+    except BaseException:
+        view.stop()
+        raise
+    view.finish()
+    _note_repetition(raw_finish_reason)
+
+
+def _show_answer(content: str, console: Any) -> None:
+    """A whole answer: Markdown on a terminal (with rich), else the text as it came."""
+    if console is None:
+        _write(sys.stdout, content + "\n")
+        return
+    from lexigram.ai.llm.cli_render import RichAnswer
+
+    view = RichAnswer(console)
+    view.text(content)
+    view.finish()
+
+
+def _answer_document(
+    completion: Any,
+    logged: Any,
+    *,
+    usage: Any = None,
+    cost: float | None = None,
+    tool_calls: int | None = None,
+) -> dict[str, Any]:
+    """``chat --json``: the answer and what it cost, one JSON object. ``usage``/``cost``
+    replace the completion's (a tool loop's sums over its steps)."""
+    if usage is None:
+        usage, cost = completion.usage, completion.cost
+    document: dict[str, Any] = {
+        "content": completion.content,
+        "model": completion.model,
+        "provider": completion.provider,
+        "finish_reason": completion.finish_reason,
+        "raw_finish_reason": completion.raw_finish_reason,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cache_creation_tokens": usage.cache_creation_tokens,
+        },
+        "cost": cost,
+        "thinking": completion.thinking.content if completion.thinking else None,
+        "conversation_id": logged.conversation_id,
+        "logged": logged.log is not None,
+    }
+    if tool_calls is not None:
+        document["tool_calls_run"] = tool_calls
+    return document
+
+
+#: What ``-a/--attach`` sends, by the file's first bytes (not its name): (media type, kind).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
+
+
+def _media_type(head: bytes) -> str | None:
+    for signature, media_type in _SIGNATURES:
+        if head.startswith(signature):
+            return media_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def load_attachment(path: str) -> Any:
+    """The content part for ``-a FILE``: an image part (PNG, JPEG, GIF, WebP) or a PDF
+    document part, told apart by the file's content; anything else is a usage error."""
+    from lexigram.ai.llm.types import DocumentPart, ImageDataPart
+
+    file = Path(path).expanduser()
+    try:
+        size = file.stat().st_size
+        if not file.is_file():
+            raise _UsageError(f"--attach {path!r}: not a file")
+        if size > MAX_ATTACHMENT_BYTES:
+            raise _UsageError(
+                f"--attach {path!r}: {size / 2**20:.1f} MB is more than the "
+                f"{MAX_ATTACHMENT_BYTES // 2**20} MB an attachment may be"
+            )
+        data = file.read_bytes()
+    except OSError as exc:
+        raise _UsageError(f"--attach {path!r}: cannot read it: {exc.strerror}") from None
+    media_type = _media_type(data[:16])
+    if media_type is None:
+        raise _UsageError(
+            f"--attach {path!r}: not an image (PNG, JPEG, GIF, WebP) or a PDF; "
+            "other files cannot be attached (paste text into the prompt instead)"
+        )
+    if media_type == "application/pdf":
+        return DocumentPart(data=data, media_type=media_type, name=file.name)
+    return ImageDataPart(data, media_type)
+
+
+def user_message(prompt: str, attachments: Sequence[Any] = ()) -> ChatMessage:
+    """The user's message: the prompt, then the attached files as content parts."""
+    if not attachments:
+        return ChatMessage.user(prompt)
+    from lexigram.ai.llm.types import TextPart
+
+    return ChatMessage.user([TextPart(prompt), *attachments])
+
+
 def _note_repetition(raw_finish_reason: str | None) -> None:
     from lexigram.ai.llm.providers.local import REPETITION_FINISH
 
@@ -299,6 +466,7 @@ async def _chat_with_tools(
     messages: list[ChatMessage],
     args: argparse.Namespace,
     options: dict[str, Any],
+    logged: Any,
 ) -> int:
     """``chat --tool/--mcp``: the tool loop, each call printed to stderr as it finishes."""
     from lexigram.ai.llm.tools import ToolResult, run_tools, stream_tools
@@ -314,11 +482,33 @@ async def _chat_with_tools(
                 except MCPConnectionError as exc:
                     raise _UsageError(f"--mcp: {exc}") from None
         settings: dict[str, Any] = {"max_steps": args.max_steps, **options}
-        if args.no_stream:
+        if args.no_stream or args.json:
+            started = time.monotonic()
             result = await run_tools(client, messages, tools, on_step=_print_step, **settings)
             if isinstance(result, Err):
                 raise result.error
-            _write(sys.stdout, result.value.content + "\n")
+            run = result.value
+            logged.record(
+                provider=run.completion.provider,
+                model=run.completion.model,
+                system=args.system,
+                prompt=args.prompt_text,
+                answer=run.content,
+                usage=run.usage,
+                cost=run.cost,
+                started=started,
+            )
+            if args.json:
+                document = _answer_document(
+                    run.completion,
+                    logged,
+                    usage=run.usage,
+                    cost=run.cost,
+                    tool_calls=len(run.results),
+                )
+                _write(sys.stdout, json.dumps(document) + "\n")
+                return EXIT_OK
+            _write(sys.stdout, run.content + "\n")
             return EXIT_OK
         wrote = ""
         async for event in stream_tools(client, messages, tools, **settings):
@@ -440,8 +630,13 @@ async def _model_for_server(client: AbstractLLMClient) -> str | None:
     return None
 
 
-async def _with_progress(work: Any, label: str) -> Any:
-    """Await ``work`` with a spinner on stderr when stderr is a terminal (erased after)."""
+async def _with_progress(work: Any, label: str, console: Any = None) -> Any:
+    """Await ``work`` with a spinner (erased after): rich's on ``console`` when given, else a
+    plain one on stderr when stderr is a terminal."""
+    if console is not None:
+        from lexigram.ai.llm.cli_render import with_status
+
+        return await with_status(console, work, label)
     if not sys.stderr.isatty():
         return await work
     task = asyncio.ensure_future(work)

@@ -42,6 +42,7 @@ HELP = """\
 /system TEXT   set the system prompt (/system alone removes it)
 /clear         forget the history; later exchanges are logged as a new conversation
 /save FILE     write the conversation (messages, usage, cost) to FILE as JSON
+/attach FILE   send an image (PNG, JPEG, GIF, WebP) or a PDF with the next message
 /help          this text
 !multi         type several lines; a line !end sends them
 Ctrl-C stops an answer (the part shown is kept); Ctrl-D leaves."""
@@ -64,6 +65,11 @@ class _Session:
         self.logged = logged
         self.options: dict[str, Any] = {"cache": False}
         self.dim = sys.stdout.isatty()
+        from lexigram.ai.llm.cli_render import rich_console
+
+        self.console = rich_console(args)
+        #: Files for the next message (``-a`` for the first one, then ``/attach``).
+        self.pending: list[Any] = list(getattr(args, "attachment_parts", ()))
         model = client.config.model or None
         self.manager = ConversationManager(
             ConversationConfig(
@@ -89,7 +95,8 @@ class _Session:
         return self.manager.config.model or self.client.config.model or "?"
 
     async def ask(self, prompt: str, answer: _Answer) -> None:
-        await self.manager.add_message(ChatMessage.user(prompt))
+        attachments, self.pending = self.pending, []
+        await self.manager.add_message(cli.user_message(prompt, attachments))
         stream = self.manager.stream_response(**self.options)
         chunks = self.logged.watch(
             stream,
@@ -98,6 +105,9 @@ class _Session:
             prompt=prompt,
             system=self.manager.config.system_prompt,
         )
+        if self.console is not None:
+            await self._ask_rich(chunks, answer)
+            return
         raw_finish_reason = None
         async for chunk in chunks:
             if chunk.thinking_delta:
@@ -110,6 +120,28 @@ class _Session:
                 raw_finish_reason = chunk.raw_finish_reason
         self._end_thinking(answer)
         cli._write(sys.stdout, "\n")
+        cli._note_repetition(raw_finish_reason)
+
+    async def _ask_rich(self, chunks: Any, answer: _Answer) -> None:
+        """The answer on a terminal with rich: spinner, live text, then Markdown."""
+        from lexigram.ai.llm.cli_render import RichAnswer
+
+        view = RichAnswer(self.console)
+        view.start()
+        raw_finish_reason = None
+        try:
+            async for chunk in chunks:
+                if chunk.thinking_delta:
+                    view.thinking(chunk.thinking_delta)
+                if chunk.delta:
+                    answer.text.append(chunk.delta)
+                    view.text(chunk.delta)
+                if chunk.finish_reason is not None:
+                    raw_finish_reason = chunk.raw_finish_reason
+        except BaseException:  # Ctrl-C (the task is cancelled) or a failed answer
+            view.stop()
+            raise
+        view.finish()
         cli._note_repetition(raw_finish_reason)
 
     def _thinking(self, text: str, answer: _Answer) -> None:
@@ -169,6 +201,17 @@ class _Session:
             self.manager.clear()
             self.logged.conversation_id = uuid.uuid4().hex
             print("history cleared")
+        elif name == "/attach":
+            if not rest:
+                print("usage: /attach FILE")
+                return
+            try:
+                part = cli.load_attachment(rest)
+            except cli._UsageError as exc:
+                print(f"error: {exc}")
+                return
+            self.pending.append(part)
+            print(f"attached {rest} ({part.media_type}); it goes with your next message")
         elif name == "/save":
             if not rest:
                 print("usage: /save FILE")
@@ -217,9 +260,12 @@ def run_interactive(args: argparse.Namespace) -> int:
         (args.tool, "--tool"),
         (args.mcp, "--mcp"),
         (args.json_schema, "--json-schema"),
+        (args.json, "--json"),
     ):
         if flag:
             raise cli._UsageError(f"{name} needs a PROMPT: the interactive chat does not take it")
+    # A bad -a FILE is a usage error before anything starts.
+    args.attachment_parts = [cli.load_attachment(path) for path in args.attach or ()]
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
     with asyncio.Runner() as runner, contextlib.closing(LoggedChat.open(args)) as logged:
