@@ -316,8 +316,12 @@ def test_a_cost_estimate_is_an_object_with_its_parts_and_its_price_list() -> Non
     assert estimate.total_cost == pytest.approx(7.5)
     assert float(estimate) == estimate.total_cost
     assert estimate.currency == "USD" and estimate.model == "gpt-4o"
-    assert estimate.as_of == model_table().as_of is not None
-    assert estimate.source == model_table().sources["openai"]
+    # Where the price comes from: genai-prices' release when it is installed (the prices
+    # extra), else the model table's date and the provider's pricing page.
+    assert estimate.as_of is not None and estimate.source is not None
+    table_only = estimate_cost("gpt-4o", prompt_tokens=1, prices="table")
+    assert table_only.as_of == model_table().as_of is not None
+    assert table_only.source == model_table().sources["openai"]
     # The counters give the same object.
     counted = TiktokenCounter(model="gpt-4o").estimate_cost(
         prompt_tokens=1_000_000, completion_tokens=500_000
