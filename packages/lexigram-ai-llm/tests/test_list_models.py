@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 import pytest_asyncio
 from harness.bedrock_server import use_test_credentials
@@ -93,6 +94,88 @@ async def test_mistral_reports_capabilities_and_context(make_server: Any) -> Non
     (model,) = await listed(client_for("mistral", server.url + "/v1"))
     assert model.capabilities == {"tools", "vision"}
     assert model.context_window == 131072
+
+
+_GROQ = {
+    "object": "list",
+    "data": [
+        {
+            "id": "llama-3.3-70b-versatile",
+            "object": "model",
+            "created": 1733447754,
+            "owned_by": "Meta",
+            "active": True,
+            "context_window": 131072,
+            "public_apps": None,
+            "max_completion_tokens": 32768,
+        }
+    ],
+}
+_OPENROUTER = {
+    "data": [
+        {
+            "id": "openai/gpt-4o-mini",
+            "canonical_slug": "openai/gpt-4o-mini",
+            "name": "OpenAI: GPT-4o-mini",
+            "created": 1721260800,
+            "context_length": 128000,
+            "architecture": {
+                "modality": "text+image->text",
+                "input_modalities": ["text", "image", "file"],
+                "output_modalities": ["text"],
+                "tokenizer": "GPT",
+            },
+            "pricing": {"prompt": "0.00000015", "completion": "0.0000006"},
+            "top_provider": {
+                "context_length": 128000,
+                "max_completion_tokens": 16384,
+                "is_moderated": True,
+            },
+            "supported_parameters": ["max_tokens", "tools", "tool_choice", "structured_outputs"],
+        }
+    ]
+}
+_FIREWORKS = {
+    "object": "list",
+    "data": [
+        {
+            "id": "accounts/fireworks/models/llama-v3p1-8b-instruct",
+            "object": "model",
+            "owned_by": "fireworks",
+            "created": 1721692800,
+            "kind": "HF_BASE_MODEL",
+            "supports_chat": True,
+            "supports_image_input": False,
+            "supports_tools": True,
+            "context_length": 131072,
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "payload", "expected"),
+    [
+        ("groq", _GROQ, ("llama-3.3-70b-versatile", 131072, 32768, set())),
+        (
+            "openrouter",
+            _OPENROUTER,
+            ("openai/gpt-4o-mini", 128000, 16384, {"vision", "tools", "json_schema"}),
+        ),
+        (
+            "fireworks",
+            _FIREWORKS,
+            ("accounts/fireworks/models/llama-v3p1-8b-instruct", 131072, None, {"tools"}),
+        ),
+    ],
+)
+async def test_openai_style_hosts_report_what_they_know(
+    make_server: Any, provider: str, payload: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    server = await make_server("openai", raw_body=orjson.dumps(payload))
+    (model,) = await listed(client_for(provider, server.url + "/v1"))
+    assert (model.id, model.context_window, model.max_output_tokens, model.capabilities) == expected
+    assert model.raw == payload["data"][0]
 
 
 async def test_anthropic_pages_by_last_id_with_its_headers(make_server: Any) -> None:

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from lexigram.ai.llm.module import LLMProvider as LLMProvider
     from lexigram.ai.llm.module import StubLLMClient as StubLLMClient
     from lexigram.ai.llm.otel import OpenTelemetryMiddleware as OpenTelemetryMiddleware
+    from lexigram.ai.llm.providers._listing import ModelListing as ModelListing
+    from lexigram.ai.llm.providers._listing import (
+        ModelListingUnsupportedError as ModelListingUnsupportedError,
+    )
     from lexigram.ai.llm.rate_limit import RateLimiter as RateLimiter
     from lexigram.ai.llm.registry import ProviderRegistry as ProviderRegistry
     from lexigram.ai.llm.registry import create_llm_client as create_llm_client
@@ -108,6 +112,8 @@ _EXPORTS: dict[str, str] = {
     "LLMRateLimitError": "lexigram.ai.llm.exceptions",
     "LLMTimeoutError": "lexigram.ai.llm.exceptions",
     "MaxStepsExceededError": "lexigram.ai.llm.exceptions",
+    "ModelListing": "lexigram.ai.llm.providers._listing",
+    "ModelListingUnsupportedError": "lexigram.ai.llm.providers._listing",
     "ModelSelector": "lexigram.ai.llm.selection",
     "ModelSelectorStrategy": "lexigram.ai.llm.selection",
     "ParserRegistry": "lexigram.ai.llm.structured",

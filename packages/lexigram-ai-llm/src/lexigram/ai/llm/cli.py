@@ -141,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("providers", help="list providers and whether their key is set")
 
-    models = commands.add_parser("models", help="list local and Ollama models")
-    models.add_argument("--ollama-url", help="Ollama's address (default: OLLAMA_HOST or :11434)")
+    from lexigram.ai.llm.cli_models import add_models_parser
+
+    add_models_parser(commands)
 
     from lexigram.ai.llm.cli_keys import add_keys_parser
 
@@ -671,42 +672,9 @@ def _providers() -> int:
 
 
 async def _models(args: argparse.Namespace) -> int:
-    from lexigram.ai.llm.model_manager import LLMModelManager
+    from lexigram.ai.llm.cli_models import run_models  # every provider's list, in parallel
 
-    models_dir = ClientConfig().extra.get("models_dir")
-    async with LLMModelManager(
-        idle_timeout=None, models_dir=models_dir, ollama_url=args.ollama_url, timeout=5.0
-    ) as manager:
-        rows = [("SOURCE", "MODEL", "SIZE", "STATE")]
-        try:
-            local = manager.list_local()
-        except ImportError as exc:
-            local = []
-            print(f"local: unavailable ({exc})")
-        for info in local:
-            state = "loaded" if info.loaded else ("bundled" if info.bundled else "on disk")
-            rows.append(("local", info.name, _size(info.size_bytes), state))
-        try:
-            pulled = await manager.list_ollama()
-            running = {m.name for m in await manager.running()}
-        except LLMError as error:
-            _table(rows)
-            print(f"ollama ({manager.ollama_url}): unavailable ({type(error).__name__})")
-            return EXIT_OK
-        for model in pulled:
-            state = "running" if model.name in running else "pulled"
-            rows.append(("ollama", model.name, _size(model.size), state))
-        _table(rows)
-    return EXIT_OK
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover - the loop always returns
+    return await run_models(args)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:
