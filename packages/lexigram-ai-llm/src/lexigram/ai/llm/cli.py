@@ -4,15 +4,19 @@
     lexigram-llm chat                                         # interactive (/help lists commands)
     echo "Explain GGUF" | lexigram-llm chat - --provider openai --model gpt-4o-mini
     lexigram-llm chat --provider openai_compatible --api-base http://127.0.0.1:8080/v1 "Hi"
+    lexigram-llm chat --model gpt-4o-mini -a photo.png -a paper.pdf "What do these show?"
+    lexigram-llm chat --json "Hi" | jq .usage                # one JSON object, for scripts
     lexigram-llm providers
     lexigram-llm models
 
 Configuration is resolved exactly as the library does (``application.yaml``, ``LEX_AI_LLM__*``
 variables, the provider's key variable); flags override only what they name. Sampling is greedy
 (temperature 0) unless ``--temperature``, ``LEX_AI_LLM__TEMPERATURE`` or the YAML sets one, so
-the same question gets the same answer. A failure prints one line, ``error: <ErrorClass>:
-<message>``, to stderr and exits non-zero (1 for a provider error, 2 for a usage or
-configuration error, 130 when interrupted).
+the same question gets the same answer. On a terminal, with ``rich`` installed (the ``cli``
+extra), answers get a spinner and are rendered as Markdown once complete (``cli_render``);
+piped, with ``--plain`` or without ``rich`` they are the model's text as it is. A failure
+prints one line, ``error: <ErrorClass>: <message>``, to stderr and exits non-zero (1 for a
+provider error, 2 for a usage or configuration error, 130 when interrupted).
 """
 
 from __future__ import annotations
