@@ -19,19 +19,20 @@ from harness.ollama_admin_server import LibraryModel, OllamaAdminServer
 from lexigram.ai.llm.pricing import lookup_model
 from lexigram.ai.llm.providers.local import DEFAULT_MODEL
 
-TIMEOUT = "1"  # seconds each provider has; the stalled one answers after a minute
+TIMEOUT = "2"  # seconds each provider has; the stalled one answers after a minute
 UNKNOWN = "acme-unreleased-model"  # no entry in the model table
-
-
-@pytest_asyncio.fixture
-async def openai() -> AsyncIterator[ModelListServer]:
-    async with ModelListServer("openai", ["gpt-4o-mini", UNKNOWN]) as server:
-        yield server
 
 
 @pytest_asyncio.fixture
 async def stalled() -> AsyncIterator[ModelListServer]:
     async with ModelListServer("anthropic", ["claude-sonnet-4-20250514"], stall=60) as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def openai(stalled: ModelListServer) -> AsyncIterator[ModelListServer]:
+    # It notes whether the stalled server was holding a request when its own came.
+    async with ModelListServer("openai", ["gpt-4o-mini", UNKNOWN], watch=stalled) as server:
         yield server
 
 
@@ -110,6 +111,7 @@ async def test_one_provider_answers_and_the_stalled_one_is_one_line(
     assert not any(provider == "openai_responses" for provider, _ in table)
     assert "anthropic: unavailable (LLMTimeoutError: " in ran.stdout
     assert len(openai.requests) == 1 and len(stalled.requests) == 1
+    assert openai.watched_pending == [1]  # both asked at once
     assert SECRET not in ran.stdout + ran.stderr
 
 

@@ -173,7 +173,12 @@ class ModelListServer:
     redirect_to: str | None = None
     echo_key_status: int | None = None
     raw_body: bytes | None = None  # sent as it is, 200, instead of a page
+    #: another server: how many requests it was holding, their clients still connected, when
+    #: each of ours arrived (waiting up to 2 s for one), to see that a client asks both at once
+    watch: ModelListServer | None = None
+    watched_pending: list[int] = field(default_factory=list)
     requests: list[Listed] = field(default_factory=list)
+    _open: list[web.Request] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -208,13 +213,35 @@ class ModelListServer:
 
     # -- serving ---------------------------------------------------------------------------
 
+    @property
+    def pending(self) -> int:
+        """Requests being answered now whose client is still connected."""
+        return sum(
+            1 for r in self._open if r.transport is not None and not r.transport.is_closing()
+        )
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._open.append(request)
+        try:
+            return await self._answer(request)
+        finally:
+            self._open.remove(request)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.requests.append(Listed(request.method, request.path, dict(request.query), headers))
+        if self.watch is not None:
+            for _ in range(40):
+                if self.watch.pending:
+                    break
+                await asyncio.sleep(0.05)
+            # A client that left a moment ago may not have been noticed yet: look again.
+            await asyncio.sleep(0.2)
+            self.watched_pending.append(self.watch.pending)
         if self.redirect_to is not None:
             raise web.HTTPTemporaryRedirect(self.redirect_to)
         if self.stall:
-            await asyncio.sleep(self.stall)
+            await self._stall(request)
         if request.path != self.path:
             return web.json_response({"error": {"message": "not found"}}, status=404)
         sent = self._sent_key(request, headers)
@@ -226,6 +253,16 @@ class ModelListServer:
             return self._error(400, "anthropic-version: header is required")
         body = self.raw_body if self.raw_body is not None else orjson.dumps(self._page(request))
         return web.Response(body=body, content_type="application/json")
+
+    async def _stall(self, request: web.Request) -> None:
+        """Wait ``stall`` seconds, or until the client hangs up."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.stall
+        while loop.time() < until:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(0.05)
 
     def _sent_key(self, request: web.Request, headers: dict[str, str]) -> str | None:
         if self.wire == "anthropic":
