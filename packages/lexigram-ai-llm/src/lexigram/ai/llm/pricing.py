@@ -784,8 +784,15 @@ def _warm_for(model: str, provider: str | None) -> None:
     if _genai_loaded or _warming is not None or price_source() != "auto":
         return
     saved = _saved_prices()
-    if saved is not None and _saved_key(model, provider) not in saved:
-        warm_prices()
+    if saved is None or _saved_key(model, provider) in saved:
+        return
+    # Providers answer with the dated snapshot they served (``gpt-4o-mini`` comes back as
+    # ``gpt-4o-mini-2024-07-18``), and that is the name priced and saved.
+    prefix = _saved_key(model, provider).lower()
+    for key in list(saved):
+        if key.lower().startswith(prefix) and _VERSION_SUFFIX.match(key[len(prefix) :]):
+            return
+    warm_prices()
 
 
 def _genai_price(genai: _GenaiPrices, model: str, provider: str | None) -> ModelPrice | None:
