@@ -3,10 +3,12 @@ never a crash, a hang or a half event for arbitrary bytes (hypothesis)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lexigram.ai.llm._framing import NDJSONDecoder, SSEDecoder, SSEEvent
+from lexigram.ai.llm.exceptions import ResponseLimitError
 from lexigram.ai.llm.providers._thinktags import ThinkTagSplitter, split_think_tags
 
 
@@ -81,6 +83,58 @@ json_payloads = st.lists(
     min_size=1,
     max_size=8,
 )
+
+
+_sse_lines = st.lists(
+    st.sampled_from(
+        [
+            b"data: x",
+            b"data: ",
+            b"data:y",
+            b"data: a\nb",
+            b"event: delta",
+            b"event: ",
+            b"id: 9",
+            b": ping",
+            b"retry: 5",
+            b"",
+            b"data: [DONE]",
+        ]
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocks=st.lists(_sse_lines, min_size=1, max_size=6), trailing=st.booleans())
+def test_sse_whole_reads_give_the_events_of_byte_by_byte_reads(
+    blocks: list[list[bytes]], trailing: bool
+) -> None:
+    # Reads that end on an event boundary take a shortcut for one-``data``-line events; it
+    # must decode exactly what the line-by-line reading of the same bytes decodes.
+    reads = [b"\n".join(lines) + b"\n\n" for lines in blocks]
+    if trailing:
+        reads.append(b"data: tail")
+    fast = feed_all(SSEDecoder(), reads)
+    body = b"".join(reads)
+    slow = feed_all(SSEDecoder(), [body[i : i + 1] for i in range(len(body))])
+    assert fast == slow
+
+
+def test_sse_whole_events_in_one_read() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"id: 4\n\n") == []
+    read = b'event: message_start\ndata: {"a": 1}\n\ndata: [DONE]\n\n'
+    assert decoder.feed(read) == [
+        SSEEvent(b'{"a": 1}', "message_start", "4"),
+        SSEEvent(b"[DONE]", None, "4"),
+    ]
+    assert not decoder.pending
+
+
+def test_sse_whole_read_over_the_line_limit_is_refused() -> None:
+    with pytest.raises(ResponseLimitError):
+        SSEDecoder(max_line=8).feed(b"data: " + b"x" * 9 + b"\n\n")
 
 
 @settings(max_examples=200, deadline=None)

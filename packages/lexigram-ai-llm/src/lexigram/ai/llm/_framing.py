@@ -59,6 +59,19 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Complete events found in ``chunk`` (plus what earlier calls left pending)."""
+        if (
+            chunk[-2:] == b"\n\n"
+            and not self._partial
+            and not self._data
+            and self._event is None
+            and not self._after_cr
+            and b"\r" not in chunk
+        ):
+            # A read that holds whole events and nothing pending: the usual case of a
+            # provider that flushes each event as it is made.
+            whole = self._whole_events(chunk)
+            if whole is not None:
+                return whole
         if self._after_cr:
             self._after_cr = False
             if chunk[:1] == b"\n":
@@ -113,6 +126,29 @@ class SSEDecoder:
             elif name == b"id":
                 self._id = value.decode("utf-8", "replace")
             # ``retry`` and unknown fields are ignored, as the format requires.
+        return events
+
+    def _whole_events(self, chunk: bytes) -> list[SSEEvent] | None:
+        """``chunk`` (whole events, ``\\n`` line ends, nothing pending) as events, when each
+        is one ``data:`` line, optionally after one ``event:`` line; ``None`` (nothing
+        consumed) for any other shape, which the line-by-line path then reads."""
+        events: list[SSEEvent] = []
+        last_id = self._id
+        for block in chunk[:-2].split(b"\n\n"):
+            if block[:6] == b"data: ":
+                name = None
+                data = block[6:]
+            elif block[:7] == b"event: ":
+                head, _, data = block.partition(b"\n")
+                if data[:6] != b"data: ":
+                    return None
+                name = head[7:].decode("utf-8", "replace")
+                data = data[6:]
+            else:
+                return None
+            if b"\n" in data or len(data) > self._max:
+                return None
+            events.append(SSEEvent(data, name, last_id))
         return events
 
     def _grow(self, piece: bytes) -> None:

@@ -68,6 +68,12 @@ class ThinkTagSplitter:
             text = text[:-keep]
         return "", text
 
+    @property
+    def passthrough(self) -> bool:
+        """``True`` once the answer has begun: every later delta is answer text, unchanged,
+        and nothing is held back (a caller may stop feeding it)."""
+        return self._state == "answer"
+
     def flush(self) -> tuple[str, str]:
         """What is held back at end of stream."""
         held, self._held = self._held, ""

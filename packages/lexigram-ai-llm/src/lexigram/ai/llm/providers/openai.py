@@ -519,6 +519,10 @@ def _merge_details(merged: dict[Any, dict[str, Any]], fragments: list[Any]) -> N
                 slot[name] = value
 
 
+#: The keys of a delta that carries text and nothing else.
+_PLAIN_DELTA = frozenset({"role", "content"})
+
+
 class OpenAIStreamDecoder:
     """Decodes ``data: {chunk}`` events until ``data: [DONE]``."""
 
@@ -527,6 +531,8 @@ class OpenAIStreamDecoder:
     def __init__(self, ctx: CallContext) -> None:
         self._ctx = ctx
         self._done = False
+        # Looks for a leading ``<think>`` block; dropped (``None``) once the answer has begun
+        # or the host separates reasoning itself.
         self._splitter: ThinkTagSplitter | None = ThinkTagSplitter()
         self._usage_in_body = ctx.options.get("usage_field")
         self._details: dict[Any, dict[str, Any]] | None = None
@@ -549,8 +555,26 @@ class OpenAIStreamDecoder:
         if not data:
             return []
         payload = parse_event(data, self._ctx, noun="stream chunk")
+        choices = payload.get("choices")
+        if choices and self._splitter is None and not self._usage_in_body:
+            # Nearly every chunk: one text delta and nothing else (no finish, usage, tool
+            # call or reasoning); any other shape takes the full path below.
+            choice = choices[0]
+            delta = choice.get("delta")
+            if (
+                type(delta) is dict
+                and choice.get("finish_reason") is None
+                and payload.get("usage") is None
+                and _PLAIN_DELTA.issuperset(delta)
+            ):
+                text = delta.get("content")
+                if type(text) is str:
+                    if not text:
+                        return []
+                    model, chunk_id = payload.get("model"), payload.get("id")
+                    return [StreamChunk(text, "", (), None, None, None, None, model, chunk_id)]
         error = payload.get("error")
-        if error and not payload.get("choices"):
+        if error and not choices:
             if isinstance(error, str):
                 error = {"message": error}
             inner = _error_from_payload(error, 200, {}, self._ctx)
@@ -558,7 +582,6 @@ class OpenAIStreamDecoder:
         usage_data = payload.get("usage")
         if usage_data is None and self._usage_in_body:
             usage_data = (payload.get(self._usage_in_body) or {}).get("usage")
-        choices = payload.get("choices")
         if not choices:
             if usage_data:
                 return [StreamChunk(usage=_usage(usage_data), model=payload.get("model"))]
@@ -584,6 +607,8 @@ class OpenAIStreamDecoder:
             else:
                 text, inline = splitter.feed(text)
                 thinking = inline
+                if splitter.passthrough:
+                    self._splitter = None
         tool_deltas: tuple[ToolCallDelta, ...] = ()
         raw_tools = delta.get("tool_calls")
         if raw_tools:
