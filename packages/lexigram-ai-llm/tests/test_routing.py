@@ -578,7 +578,7 @@ async def test_router_is_an_llm_client_in_the_container(servers: list[CountingSe
         assert health.status in (HealthStatus.HEALTHY, HealthStatus.DEGRADED)
         transports = [route.client._transport for route in llm.routes]  # type: ignore[attr-defined]
     # Shutdown closed every route's connections.
-    assert all(t is None or t._session is None for t in transports)
+    assert all(t is None or t.open_connections() == 0 for t in transports)
 
 
 async def test_router_cache_keeps_the_attempts_and_replays_streams(

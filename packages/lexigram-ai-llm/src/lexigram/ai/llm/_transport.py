@@ -466,36 +466,7 @@ class AiohttpTransport:
         location = response.headers["Location"]
         status = response.status
         response.close()  # never read a redirect's body
-        source = URL(url)
-        try:
-            target = source.join(URL(location))
-        except ValueError:
-            target = URL("invalid:")
-        why = None
-        if not target.absolute or target.scheme not in ("http", "https"):
-            why = "to a URL that is not http(s)"
-        elif source.scheme == "https" and target.scheme == "http":
-            why = "from https to plain http (credentials would travel in clear text)"
-        elif (target.scheme, target.host, target.port) != (
-            source.scheme,
-            source.host,
-            source.port,
-        ):
-            why = "to another origin (credentials and the request body stay home)"
-        elif method.upper() not in _SAFE_METHODS:
-            why = f"for a {method.upper()} request (its body is not replayed)"
-        elif hops >= MAX_REDIRECTS:
-            why = f"after {MAX_REDIRECTS} redirects"
-        if why is None:
-            return str(target)
-        raise RedirectRefusedError(
-            f"The server answered {status} redirecting {public_url(source)} to "
-            f"{public_url(target)}; not followed {why}. Point the base URL at the final "
-            f"address",
-            status=status,
-            retryable=False,
-            details={"from": public_url(source), "to": public_url(target)},
-        )
+        return redirect_refusal(status, location, method, url, hops)
 
     def _unreachable(self, exc: BaseException) -> LLMError:
         if self._connection_error is not None:
@@ -531,6 +502,41 @@ class AiohttpTransport:
             session.detach()
 
     close = aclose
+
+
+def redirect_refusal(status: int, location: str, method: str, url: str, hops: int) -> str:
+    """The URL a redirect may be followed to (same origin, GET/HEAD, within
+    ``MAX_REDIRECTS`` hops), else ``RedirectRefusedError`` naming both URLs without secrets."""
+    source = URL(url)
+    try:
+        target = source.join(URL(location))
+    except ValueError:
+        target = URL("invalid:")
+    why = None
+    if not target.absolute or target.scheme not in ("http", "https"):
+        why = "to a URL that is not http(s)"
+    elif source.scheme == "https" and target.scheme == "http":
+        why = "from https to plain http (credentials would travel in clear text)"
+    elif (target.scheme, target.host, target.port) != (
+        source.scheme,
+        source.host,
+        source.port,
+    ):
+        why = "to another origin (credentials and the request body stay home)"
+    elif method.upper() not in _SAFE_METHODS:
+        why = f"for a {method.upper()} request (its body is not replayed)"
+    elif hops >= MAX_REDIRECTS:
+        why = f"after {MAX_REDIRECTS} redirects"
+    if why is None:
+        return str(target)
+    raise RedirectRefusedError(
+        f"The server answered {status} redirecting {public_url(source)} to "
+        f"{public_url(target)}; not followed {why}. Point the base URL at the final "
+        f"address",
+        status=status,
+        retryable=False,
+        details={"from": public_url(source), "to": public_url(target)},
+    )
 
 
 def _bad_response(exc: aiohttp.ClientResponseError, limits: TransportLimits) -> LLMError:

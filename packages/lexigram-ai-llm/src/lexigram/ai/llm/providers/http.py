@@ -33,7 +33,8 @@ from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
 from lexigram.validation import safe_url, url_secrets
 
 if TYPE_CHECKING:
-    from lexigram.ai.llm._transport import AiohttpTransport, Framer, Response
+    from lexigram.ai.llm._http1 import HTTP1Transport
+    from lexigram.ai.llm._transport import Framer, Response
 
 __all__ = ["HTTPLLMClient", "request_id_from"]
 
@@ -80,7 +81,7 @@ class HTTPLLMClient(AbstractLLMClient):
             profile.signer_factory(config, profile) if profile.signer_factory else None
         )
         self._contexts: dict[str, CallContext] = {}
-        self._transport: AiohttpTransport | None = None
+        self._transport: HTTP1Transport | None = None
         # A codec with a retry for rejected streams keeps its per-client state here.
         make_fallback = getattr(codec, "stream_fallback", None)
         self._stream_fallback: Any = make_fallback() if make_fallback is not None else None
@@ -134,14 +135,15 @@ class HTTPLLMClient(AbstractLLMClient):
         return ctx
 
     @property
-    def transport(self) -> AiohttpTransport:
+    def transport(self) -> HTTP1Transport:
         """The transport this client sends through (created on first use)."""
         transport = self._transport
         if transport is None:
-            from lexigram.ai.llm._transport import AiohttpTransport, TransportLimits
+            from lexigram.ai.llm._http1 import HTTP1Transport
+            from lexigram.ai.llm._transport import TransportLimits
 
             cfg = self.config
-            transport = self._transport = AiohttpTransport(
+            transport = self._transport = HTTP1Transport(
                 timeout=cfg.timeout,
                 idle_timeout=cfg.stream_idle_timeout,
                 max_connections=cfg.max_connections,
