@@ -416,6 +416,27 @@ class _Conn(asyncio.Protocol):
     def _chunked_body(self, data: bytes) -> None:
         pos = 0
         size = len(data)
+        if self._chunk_state == _SIZE:
+            # The common read of a stream: whole chunks ("size CRLF data CRLF"), one event
+            # each; taken here without the state machine, which handles everything else.
+            while True:
+                end = data.find(b"\r\n", pos, pos + 18)
+                if end <= pos:
+                    break
+                digits = data[pos:end]
+                if digits.lstrip(_HEX):
+                    break  # extensions, blanks or garbage: the careful path decides
+                chunk = int(digits, 16)
+                start = end + 2
+                stop = start + chunk
+                if chunk == 0 or data[stop : stop + 2] != b"\r\n":
+                    break
+                self._push(data[start:stop])
+                if self._state != _CHUNKED:
+                    return
+                pos = stop + 2
+                if pos == size:
+                    return
         while pos < size:
             state = self._chunk_state
             if state == _DATA:

@@ -31,7 +31,8 @@ from lexigram.ai.llm.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from lexigram.ai.llm._transport import AiohttpTransport, Response
+    from lexigram.ai.llm._http1 import HTTP1Transport
+    from lexigram.ai.llm._transport import Response
     from lexigram.ai.llm.providers.local import LoadOptions, LocalModel, LocalModelPool
 
 __all__ = [
@@ -203,7 +204,7 @@ class LLMModelManager:
         self.timeout = timeout
         self._pool = pool
         self._load_options = load_options
-        self._transport: AiohttpTransport | None = None
+        self._transport: HTTP1Transport | None = None
 
     def __repr__(self) -> str:
         return (
@@ -457,11 +458,11 @@ class LLMModelManager:
             raise _ollama_error(response.status, response.body, model)
         return response
 
-    def _http(self) -> AiohttpTransport:
+    def _http(self) -> HTTP1Transport:
         if self._transport is None:
-            from lexigram.ai.llm._transport import AiohttpTransport
+            from lexigram.ai.llm._http1 import HTTP1Transport
 
-            self._transport = AiohttpTransport(
+            self._transport = HTTP1Transport(
                 timeout=self.timeout, connection_error=self._connection_error
             )
         return self._transport
