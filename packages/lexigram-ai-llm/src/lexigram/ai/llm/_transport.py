@@ -1,15 +1,16 @@
-"""The only door to the network: one ``Transport`` interface, its ``aiohttp`` implementation
-and an in-memory one for tests.
+"""The only door to the network: one ``Transport`` interface, the policy every
+implementation applies, and an in-memory implementation for tests. The network one is
+``_http1.HTTP1Transport`` (our own HTTP/1.1 connections on asyncio).
 
 Imported on the first request, not with the package, so ``import lexigram.ai.llm`` stays fast.
 Every caller (the HTTP clients, the model manager, the CLI) gets the same policy:
 
 - **Redirects** are never followed to another origin (scheme, host or port) nor from https to
-  http: the request carries credentials (``x-api-key`` and friends survive a redirect in
-  aiohttp) and, for 307/308, the prompt. Same-origin redirects are followed, at most
-  ``MAX_REDIRECTS`` hops, for GET and HEAD only (no body to replay, safe to repeat); a chat
-  request (POST) that is redirected means a wrong base URL, said in a ``RedirectRefusedError``
-  naming both URLs (without userinfo or query).
+  http: the request carries credentials (``x-api-key`` and friends) and, for 307/308, the
+  prompt. Same-origin redirects are followed, at most ``MAX_REDIRECTS`` hops, for GET and HEAD
+  only (no body to replay, safe to repeat); a chat request (POST) that is redirected means a
+  wrong base URL, said in a ``RedirectRefusedError`` naming both URLs (without userinfo or
+  query). ``redirect_refusal`` decides.
 - **Limits** (``TransportLimits``, from ``ClientConfig``): response size counted in
   decompressed bytes while reading (the transport inflates gzip/deflate itself, a bounded
   slice at a time, so a bomb stops at the limit with the loop responsive), line length in
@@ -19,12 +20,12 @@ Every caller (the HTTP clients, the model manager, the CLI) gets the same policy
   stream_idle_timeout)`` (SSE comments and keep-alive lines are bytes, not events, so they do
   not count as progress), and an absolute ``deadline`` ends everything.
 - **Stale pooled connections**: a request that fails with a disconnect before any response
-  arrived (the server had dropped the kept-alive connection) is sent once more at once; it is
-  not a provider failure.
-- **Errors** from aiohttp are mapped here, once, to typed ``LLMError``s.
+  byte arrived on a reused connection (the server had dropped it) is sent once more at once;
+  it is not a provider failure.
+- **Errors** of the network are mapped once, in the transport, to typed ``LLMError``s.
 
-A client reused from a new event loop (a second ``asyncio.run``) gets a fresh session; the one
-bound to the dead loop is dropped.
+A client reused from a new event loop (a second ``asyncio.run``) gets a fresh pool; the
+connections of the dead loop are dropped.
 """
 
 from __future__ import annotations
@@ -35,18 +36,12 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
-from aiohttp.http_exceptions import LineTooLong
 from yarl import URL
 
 from lexigram.ai.llm._framing import limit_error
 from lexigram.ai.llm.exceptions import (
-    LLMError,
-    LLMTimeoutError,
-    ProviderConnectionError,
     ProviderError,
     RedirectRefusedError,
-    StreamError,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_REDIRECTS",
-    "AiohttpTransport",
     "Framer",
     "InMemoryTransport",
     "Reply",
@@ -62,8 +56,8 @@ __all__ = [
     "Response",
     "Transport",
     "TransportLimits",
-    "aiohttp",
     "public_url",
+    "redirect_refusal",
 ]
 
 MAX_REDIRECTS = 3
@@ -251,257 +245,7 @@ async def _inflate_all(inflater: _Inflater, data: bytes, budget: int, out: list[
         )
 
 
-# -- aiohttp ---------------------------------------------------------------------------------
-
-
-class _Stalled(Exception):
-    """Set on a stream's reader by the idle watchdog."""
-
-
-class AiohttpTransport:
-    """``Transport`` over one pooled ``aiohttp`` session, created lazily on the running loop.
-
-    ``name`` and ``unreachable_hint`` word the error for an unreachable server;
-    ``connection_error`` (``exc -> LLMError``) replaces that wording entirely.
-    """
-
-    __slots__ = (
-        "_complete_timeout",
-        "_connection_error",
-        "_gap",
-        "_hint",
-        "_limits",
-        "_loop",
-        "_max_connections",
-        "_name",
-        "_session",
-        "_stream_timeout",
-        "_timeout",
-    )
-
-    #: What a failed connection raises (kept for callers written before the transport).
-    ClientError = aiohttp.ClientError
-
-    def __init__(
-        self,
-        *,
-        timeout: float,
-        idle_timeout: float | None = None,
-        max_connections: int = 100,
-        limits: TransportLimits | None = None,
-        name: str = "the server",
-        unreachable_hint: str = "check api_base and the network",
-        connection_error: Callable[[BaseException], LLMError] | None = None,
-    ) -> None:
-        self._timeout = timeout
-        self._gap = timeout if idle_timeout is None else min(timeout, idle_timeout)
-        # Precomputed: no allocation per call unless the call brings its own timeout.
-        self._complete_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
-        # No ``sock_read`` for streams: aiohttp would re-arm that timer on every read. The
-        # wait for the headers is bounded by ``asyncio.timeout`` in ``send``, every gap
-        # after them by the stream's watchdog (one timer per gap, not one per chunk).
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_connect=timeout
-        )
-        self._limits = limits or TransportLimits()
-        self._max_connections = max_connections
-        self._name = name
-        self._hint = unreachable_hint
-        self._connection_error = connection_error
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def limits(self) -> TransportLimits:
-        return self._limits
-
-    def session(self) -> aiohttp.ClientSession:
-        """The session bound to the running loop, created on first use."""
-        session = self._session
-        loop = asyncio.get_running_loop()
-        if session is not None and self._loop is loop and not session.closed:
-            return session
-        if session is not None and not session.closed:
-            # Bound to a loop that is gone: its connections cannot be closed from here.
-            session.detach()
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections, ttl_dns_cache=300, enable_cleanup_closed=False
-        )
-        max_header = self._limits.max_header_bytes
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,  # we inflate, counting bytes (see _Inflater)
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies
-            max_line_size=max_header,
-            max_field_size=max_header,
-        )
-        self._loop = loop
-        return self._session
-
-    # -- sending -------------------------------------------------------------------------
-
-    async def send(
-        self,
-        request: Request,
-        *,
-        stream: bool = False,
-        timeout: float | None = None,
-        deadline: float | None = None,
-    ) -> Response:
-        """Send ``request``; the response with its bounded body (or a stream to read)."""
-        if timeout is None and deadline is None:
-            client_timeout = self._stream_timeout if stream else self._complete_timeout
-        else:
-            client_timeout = self._timeout_for(stream, timeout, deadline)
-        method, url = request.method, request.url
-        headers = request.headers
-        if "Accept-Encoding" not in headers:
-            headers = {**headers, "Accept-Encoding": _ACCEPT_ENCODING}
-        body = request.body
-        session = self.session()
-        hops = 0
-        retried_stale = False
-        while True:
-            try:
-                if stream:
-                    async with asyncio.timeout(self._first_byte(timeout, deadline)):
-                        response = await session.request(
-                            method,
-                            url,
-                            data=body,
-                            headers=headers,
-                            timeout=client_timeout,
-                            allow_redirects=False,
-                        )
-                else:
-                    response = await session.request(
-                        method,
-                        url,
-                        data=body,
-                        headers=headers,
-                        timeout=client_timeout,
-                        allow_redirects=False,
-                    )
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # A refused or failed *connect* is not a stale connection: no retry.
-                if retried_stale or isinstance(exc, aiohttp.ClientConnectorError):
-                    raise self._unreachable(exc) from exc
-                retried_stale = True
-                continue
-            except TimeoutError as exc:
-                raise self._timed_out(stream, timeout, deadline) from exc
-            except aiohttp.ClientResponseError as exc:
-                raise _bad_response(exc, self._limits) from exc
-            except aiohttp.ClientError as exc:
-                raise self._unreachable(exc) from exc
-            status = response.status
-            if status in _REDIRECT_STATUSES and "Location" in response.headers:
-                url = self._redirect_target(response, method, url, hops)
-                hops += 1
-                continue
-            break
-        if stream and status < 400:
-            wait = self._gap if timeout is None else min(timeout, self._gap)
-            return Response(
-                status,
-                response.headers,
-                url=url,
-                stream=_AiohttpStream(response, self._limits, wait, deadline),
-            )
-        try:
-            if stream:  # an error body is bounded by the gap, as the events would be
-                async with asyncio.timeout(self._first_byte(timeout, deadline)):
-                    data = await _read_capped(response, self._limits.max_error_body_bytes)
-            elif status >= 400:
-                data = await _read_capped(response, self._limits.max_error_body_bytes)
-            elif (
-                "Content-Encoding" not in response.headers
-                and (length := response.content_length) is not None
-                and length <= self._limits.max_response_bytes
-            ):
-                data = await response.read()  # the common case, one coroutine less
-            else:
-                data = await _read_body(response, self._limits.max_response_bytes)
-        except TimeoutError as exc:
-            response.close()
-            raise self._timed_out(stream, timeout, deadline) from exc
-        except aiohttp.ClientError as exc:
-            response.close()
-            raise StreamError(
-                f"The connection broke while reading the answer ({type(exc).__name__})",
-                retryable=True,
-                code="body_cut",
-            ) from exc
-        except BaseException:
-            response.close()
-            raise
-        return Response(status, response.headers, data, url=url)
-
-    def _timeout_for(
-        self, stream: bool, timeout: float | None, deadline: float | None
-    ) -> aiohttp.ClientTimeout:
-        if timeout is None and deadline is None:
-            return self._stream_timeout if stream else self._complete_timeout
-        wait = self._timeout if timeout is None else timeout
-        if deadline is not None:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise LLMTimeoutError("The call's deadline passed before it was sent")
-            wait = min(wait, remaining)
-        if stream:
-            return aiohttp.ClientTimeout(total=None, connect=wait, sock_connect=wait)
-        return aiohttp.ClientTimeout(total=wait, sock_connect=wait)
-
-    def _first_byte(self, timeout: float | None, deadline: float | None) -> float:
-        """How long a stream may take to send its headers (or its error body)."""
-        wait = self._gap if timeout is None else min(timeout, self._gap)
-        if deadline is not None:
-            wait = min(wait, max(0.0, deadline - asyncio.get_running_loop().time()))
-        return wait
-
-    def _redirect_target(
-        self, response: aiohttp.ClientResponse, method: str, url: str, hops: int
-    ) -> str:
-        location = response.headers["Location"]
-        status = response.status
-        response.close()  # never read a redirect's body
-        return redirect_refusal(status, location, method, url, hops)
-
-    def _unreachable(self, exc: BaseException) -> LLMError:
-        if self._connection_error is not None:
-            return self._connection_error(exc)
-        return ProviderConnectionError(
-            f"Could not reach {self._name} ({type(exc).__name__}); {self._hint}"
-        )
-
-    def _timed_out(
-        self, stream: bool, timeout: float | None, deadline: float | None
-    ) -> LLMTimeoutError:
-        if deadline is not None and asyncio.get_running_loop().time() >= deadline:
-            return LLMTimeoutError("The call's deadline passed while waiting for the provider")
-        wait = self._timeout if timeout is None else timeout
-        if stream:
-            return LLMTimeoutError(
-                f"The provider did not start answering within {min(wait, self._gap):g}s"
-            )
-        return LLMTimeoutError(f"No answer within {wait:g}s")
-
-    async def aclose(self) -> None:
-        """Close the session if it belongs to the running loop."""
-        session, self._session = self._session, None
-        if session is None or session.closed:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - aclose() is always awaited
-            running = None
-        if running is self._loop:
-            await session.close()
-        else:
-            session.detach()
-
-    close = aclose
+# -- redirects -------------------------------------------------------------------------------
 
 
 def redirect_refusal(status: int, location: str, method: str, url: str, hops: int) -> str:
@@ -537,194 +281,6 @@ def redirect_refusal(status: int, location: str, method: str, url: str, hops: in
         retryable=False,
         details={"from": public_url(source), "to": public_url(target)},
     )
-
-
-def _bad_response(exc: aiohttp.ClientResponseError, limits: TransportLimits) -> LLMError:
-    """A response aiohttp could not parse: an oversized header, or not HTTP at all."""
-    cause: BaseException | None = exc
-    for _ in range(3):  # ClientResponseError <- HttpProcessingError <- LineTooLong
-        cause = cause.__cause__ if cause is not None else None
-        if isinstance(cause, LineTooLong):
-            return limit_error("max_header_bytes", limits.max_header_bytes, "A response header")
-    return ProviderError(
-        f"The provider sent a malformed HTTP response ({type(exc.__cause__ or exc).__name__})",
-        code="malformed_response",
-        retryable=True,
-    )
-
-
-def _encoding(response: aiohttp.ClientResponse) -> str | None:
-    encoding = response.headers.get("Content-Encoding")
-    if encoding is None:
-        return None
-    encoding = encoding.strip().lower()
-    return None if encoding in ("", "identity") else encoding
-
-
-async def _read_body(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The whole body, at most ``cap`` decompressed bytes, else ``ResponseLimitError``."""
-    encoding = _encoding(response)
-    length = response.content_length
-    if encoding is None and length is not None:
-        if length > cap:
-            response.close()
-            raise limit_error("max_response_bytes", cap, "The response body")
-        return await response.read()  # the fast path: aiohttp stops at Content-Length
-    inflater = _Inflater(encoding) if encoding is not None else None
-    content = response.content
-    pieces: list[bytes] = []
-    total = 0
-    while True:
-        data = await content.readany()
-        if not data:
-            break
-        if inflater is not None:
-            total += await _inflate_all(inflater, data, cap - total, pieces)
-        else:
-            total += len(data)
-            pieces.append(data)
-        if total > cap:
-            response.close()
-            raise limit_error("max_response_bytes", cap, "The response body")
-    response.release()
-    return b"".join(pieces)
-
-
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """At most ``cap`` bytes of an error body (an excerpt is all anyone needs)."""
-    length = response.content_length
-    encoding = _encoding(response)
-    if encoding is None and length is not None and length <= cap:
-        return await response.read()
-    inflater = _Inflater(encoding) if encoding is not None else None
-    content = response.content
-    pieces: list[bytes] = []
-    total = 0
-    while total <= cap:
-        data = await content.readany()
-        if not data:
-            response.release()
-            return b"".join(pieces)[:cap]
-        if inflater is not None:
-            try:
-                total += await _inflate_all(inflater, data, cap - total, pieces)
-            except LLMError:
-                break
-        else:
-            total += len(data)
-            pieces.append(data)
-    response.close()  # the rest is not worth a connection's worth of reading
-    return b"".join(pieces)[:cap]
-
-
-class _AiohttpStream:
-    """A streamed body: bounded bytes and lines, and an idle watchdog on *events*."""
-
-    __slots__ = (
-        "_deadline",
-        "_finished",
-        "_gap",
-        "_last_event",
-        "_limits",
-        "_response",
-        "_stalled",
-        "_watchdog",
-    )
-
-    def __init__(
-        self,
-        response: aiohttp.ClientResponse,
-        limits: TransportLimits,
-        gap: float,
-        deadline: float | None,
-    ) -> None:
-        self._response = response
-        self._limits = limits
-        self._gap = gap
-        self._deadline = deadline
-        self._last_event = 0.0
-        self._stalled: str | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._finished = False
-
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        when = self._last_event + self._gap
-        if self._deadline is not None and self._deadline < when:
-            when = self._deadline
-        self._watchdog = loop.call_at(when, self._check, loop)
-
-    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
-        # One timer per gap, not one per read: events only stamp ``_last_event``.
-        now = loop.time()
-        if self._deadline is not None and now >= self._deadline:
-            self._stalled = "deadline"
-        elif now - self._last_event >= self._gap:
-            self._stalled = "idle"
-        else:
-            self._arm(loop)
-            return
-        self._response.content.set_exception(_Stalled())
-
-    async def events(self, framer: Framer) -> AsyncGenerator[Sequence[Any], None]:
-        loop = asyncio.get_running_loop()
-        response = self._response
-        cap = self._limits.max_response_bytes
-        encoding = _encoding(response)
-        inflater = _Inflater(encoding) if encoding is not None else None
-        self._last_event = loop.time()
-        self._arm(loop)
-        total = 0
-        feed = framer.feed
-        try:
-            async for data in response.content.iter_any():
-                if inflater is not None:
-                    pieces: list[bytes] = []
-                    total += await _inflate_all(inflater, data, cap - total, pieces)
-                    data = b"".join(pieces)
-                else:
-                    total += len(data)
-                if total > cap:
-                    raise limit_error("max_response_bytes", cap, "The streamed response")
-                events = feed(data)
-                if events:
-                    self._last_event = loop.time()
-                    yield events
-            self._finished = True
-        except _Stalled:
-            if self._stalled == "deadline":
-                raise LLMTimeoutError(
-                    "The call's deadline passed in the middle of the stream"
-                ) from None
-            raise StreamError(
-                f"No event from the provider for {self._gap:g}s (keep-alive comments do not "
-                f"count); the stream was abandoned",
-                retryable=True,
-                code="stream_idle_timeout",
-            ) from None
-        except TimeoutError as exc:
-            raise StreamError(
-                f"No data from the provider for {self._gap:g}s; the stream was abandoned",
-                retryable=True,
-                code="stream_idle_timeout",
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise StreamError(
-                f"The connection broke mid-stream ({type(exc).__name__})",
-                retryable=True,
-            ) from exc
-        finally:
-            watchdog, self._watchdog = self._watchdog, None
-            if watchdog is not None:
-                watchdog.cancel()
-
-    def close(self) -> None:
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.cancel()
-        if self._finished:
-            self._response.release()
-        else:
-            self._response.close()
 
 
 # -- in memory -------------------------------------------------------------------------------
