@@ -1108,6 +1108,6 @@ class _Stream:
             return
         self._released = True
         conn = self._conn
-        if not (self._finished and conn.finished()):
+        if not conn.finished():  # all of the body arrived (read or not): reusable
             conn.close()
         self._pool.release(conn)
