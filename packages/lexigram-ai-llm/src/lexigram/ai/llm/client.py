@@ -270,15 +270,21 @@ class AbstractLLMClient:
     ) -> ChatRequest:
         """The frozen, provider-neutral request for a call (config defaults applied)."""
         cfg = self.config
-        fields = {name: kwargs.pop(name) for name in _REQUEST_FIELDS if name in kwargs}
-        # Transport bounds for this call only: never sent to the provider, not in the cache key.
-        timeout, deadline = kwargs.pop("timeout", None), kwargs.pop("deadline", None)
-        if timeout is not None:
-            fields["timeout"] = _positive_seconds("timeout", timeout)
-        if deadline is not None:
-            fields["deadline"] = time.monotonic() + _positive_seconds("deadline", deadline)
-        prompt_cache = kwargs.pop("prompt_cache", cfg.prompt_cache)
-        prompt_cache_ttl = kwargs.pop("prompt_cache_ttl", cfg.prompt_cache_ttl)
+        fields: dict[str, Any]
+        if kwargs:
+            fields = {name: kwargs.pop(name) for name in _REQUEST_FIELDS if name in kwargs}
+            # Transport bounds for this call only: never sent to the provider, nor in the
+            # cache key.
+            timeout, deadline = kwargs.pop("timeout", None), kwargs.pop("deadline", None)
+            if timeout is not None:
+                fields["timeout"] = _positive_seconds("timeout", timeout)
+            if deadline is not None:
+                fields["deadline"] = time.monotonic() + _positive_seconds("deadline", deadline)
+            prompt_cache = kwargs.pop("prompt_cache", cfg.prompt_cache)
+            prompt_cache_ttl = kwargs.pop("prompt_cache_ttl", cfg.prompt_cache_ttl)
+        else:  # the common call: no extra options
+            fields = {}
+            prompt_cache, prompt_cache_ttl = cfg.prompt_cache, cfg.prompt_cache_ttl
         if prompt_cache is not None or prompt_cache_ttl is not None:
             fields["prompt_cache"], fields["prompt_cache_ttl"] = _prompt_cache_options(
                 prompt_cache, prompt_cache_ttl
@@ -414,12 +420,8 @@ class AbstractLLMClient:
     async def _complete_uncached(
         self, request: ChatRequest, call: CallInfo | None = None
     ) -> Result[Completion, LLMError]:
-        """One answer past the cache (a router overrides it to route the request)."""
-        return await self._complete_with_retries(request, call)
-
-    async def _complete_with_retries(
-        self, request: ChatRequest, call: CallInfo | None = None
-    ) -> Result[Completion, LLMError]:
+        """One answer past the cache (a router overrides it to route the request): the
+        pre-flight, the budget, then the provider call under ``call_with_policies``."""
         refused = self._preflight(request)
         if refused is not None:
             return Err(refused)
@@ -627,7 +629,7 @@ class AbstractLLMClient:
             attempt += 1
             if not breaker.allow():
                 raise self._circuit_open(request.model, breaker.retry_in())
-            # As in ``_complete_with_retries``: an exit that reports no outcome (rate-limit
+            # As in ``call_with_policies``: an exit that reports no outcome (rate-limit
             # refusal, cancel, close, any other exception) gives the half-open probe back.
             settled = False
             failure: LLMError | None = None

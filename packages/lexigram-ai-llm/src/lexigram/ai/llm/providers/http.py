@@ -86,6 +86,7 @@ class HTTPLLMClient(AbstractLLMClient):
         make_fallback = getattr(codec, "stream_fallback", None)
         self._stream_fallback: Any = make_fallback() if make_fallback is not None else None
         self._cache_scope: str | None = None
+        self._call_context_hook: tuple[Any, Any] = (None, None)  # (codec, its call_context)
 
     def __repr__(self) -> str:
         return (
@@ -172,6 +173,15 @@ class HTTPLLMClient(AbstractLLMClient):
     async def _prepare(
         self, request: ChatRequest, *, stream: bool, ctx: CallContext | None = None
     ) -> tuple[HTTPRequest, CallContext]:
+        http, ctx = self._encoded(request, stream=stream, ctx=ctx)
+        if self._signer is not None:
+            http = await self._signer(http, ctx)
+        return http, ctx
+
+    def _encoded(
+        self, request: ChatRequest, *, stream: bool, ctx: CallContext | None = None
+    ) -> tuple[HTTPRequest, CallContext]:
+        """``_prepare`` up to the signer: the encoded request with this client's headers."""
         self._check_key()
         if not request.model:
             raise ConfigurationError(
@@ -182,7 +192,11 @@ class HTTPLLMClient(AbstractLLMClient):
             ctx = self._context(request.model)
             if stream and self._stream_fallback is not None:
                 ctx = self._stream_fallback.context(ctx)
-            per_request = getattr(self.codec, "call_context", None)
+            codec = self.codec
+            hook = self._call_context_hook
+            if hook[0] is not codec:  # (a missing attribute is costly to ask for each call)
+                hook = self._call_context_hook = (codec, getattr(codec, "call_context", None))
+            per_request = hook[1]
             if per_request is not None:  # what the decoders must know about this request
                 ctx = per_request(request, ctx)
         try:
@@ -190,8 +204,6 @@ class HTTPLLMClient(AbstractLLMClient):
         except orjson.JSONEncodeError as exc:  # a caller's value the body cannot hold
             raise not_json_error(request, ctx, exc) from None
         http.headers.update(self._headers)
-        if self._signer is not None:
-            http = await self._signer(http, ctx)
         return http, ctx
 
     def _check_key(self) -> None:
@@ -249,7 +261,10 @@ class HTTPLLMClient(AbstractLLMClient):
     # -- the two hooks ---------------------------------------------------------------------
 
     async def _do_complete(self, request: ChatRequest) -> Completion:
-        http, ctx = await self._prepare(request, stream=False)
+        if self._signer is None:
+            http, ctx = self._encoded(request, stream=False)
+        else:
+            http, ctx = await self._prepare(request, stream=False)
         transport = self._transport or self.transport
         try:
             response = await transport.send(
