@@ -120,15 +120,15 @@ class Budget:
 
 
 BUDGETS = (
-    Budget("non-streamed CPU per request", "≤ 1.5×", "seq_cpu_ms", "openai", 1.5),
-    Budget("throughput at 100 in flight", "≥ 0.7×", "rps_100", "openai", 0.7, True),
-    Budget("CPU per stream chunk", "≤ 1.5×", "chunk_cpu_us", "openai", 1.5),
-    Budget("non-streamed CPU per request (Anthropic)", "≤ 1.5×", "seq_cpu_ms", "anthropic", 1.5),
-    Budget("throughput at 100 in flight (Anthropic)", "≥ 0.7×", "rps_100", "anthropic", 0.7, True),
-    Budget("CPU per stream chunk (Anthropic)", "≤ 1.5×", "chunk_cpu_us", "anthropic", 1.5),
-    Budget("non-streamed CPU per request (Responses)", "≤ 1.5×", "seq_cpu_ms", "responses", 1.5),
-    Budget("throughput at 100 in flight (Responses)", "≥ 0.7×", "rps_100", "responses", 0.7, True),
-    Budget("CPU per stream chunk (Responses)", "≤ 1.5×", "chunk_cpu_us", "responses", 1.5),
+    Budget("non-streamed CPU per request", "≤ 1.2×", "seq_cpu_ms", "openai", 1.2),
+    Budget("throughput at 100 in flight", "≥ 0.8×", "rps_100", "openai", 0.8, True),
+    Budget("CPU per stream chunk", "≤ 1.1×", "chunk_cpu_us", "openai", 1.1),
+    Budget("non-streamed CPU per request (Anthropic)", "≤ 1.2×", "seq_cpu_ms", "anthropic", 1.2),
+    Budget("throughput at 100 in flight (Anthropic)", "≥ 0.8×", "rps_100", "anthropic", 0.8, True),
+    Budget("CPU per stream chunk (Anthropic)", "≤ 1.1×", "chunk_cpu_us", "anthropic", 1.1),
+    Budget("non-streamed CPU per request (Responses)", "≤ 1.2×", "seq_cpu_ms", "responses", 1.2),
+    Budget("throughput at 100 in flight (Responses)", "≥ 0.8×", "rps_100", "responses", 0.8, True),
+    Budget("CPU per stream chunk (Responses)", "≤ 1.1×", "chunk_cpu_us", "responses", 1.1),
     Budget("`import lexigram.ai.llm` time", "≤ 100 ms", "import_ms", None, 100, unit="ms"),
     Budget(
         "`import lexigram.ai.llm` resident memory", "≤ 45 MB", "import_rss_mb", None, 45, unit="MB"
