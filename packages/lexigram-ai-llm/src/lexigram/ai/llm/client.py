@@ -64,6 +64,7 @@ from lexigram.ai.llm.types import (
     normalize_messages,
     normalize_stop,
     normalize_tools,
+    raw_request,
 )
 from lexigram.contracts.ai.thinking import ThinkingConfig
 from lexigram.contracts.health import HealthCheckResult, HealthStatus
@@ -296,6 +297,25 @@ class AbstractLLMClient:
         if thinking is not None and not isinstance(thinking, ThinkingConfig):
             raise InvalidInputError.at(
                 "thinking", f"expected a ThinkingConfig, got {type(thinking).__name__}"
+            )
+        if not fields:  # every field given here (``ChatRequest`` has no checks of its own)
+            return raw_request(
+                normalize_messages(messages),
+                model or self._default_model,
+                cfg.temperature if temperature is None else temperature,
+                cfg.max_tokens if max_tokens is None else max_tokens,
+                None,
+                normalize_stop(stop_sequences),
+                normalize_tools(tools),
+                None,
+                response_format,
+                cfg.thinking if thinking is None else thinking,
+                None,
+                None,
+                None,
+                kwargs,
+                None,
+                None,
             )
         return ChatRequest(
             messages=normalize_messages(messages),

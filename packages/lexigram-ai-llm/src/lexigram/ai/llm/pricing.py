@@ -285,8 +285,21 @@ class ModelInfo:
 
     def usage_cost(self, usage: Usage) -> float | None:
         """USD for a ``Usage`` (``None`` without a price, or when no tokens were reported)."""
-        if usage.prompt_tokens == 0 and usage.completion_tokens == 0:
+        prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        if prompt == 0 and completion == 0:
             return None
+        if not self.tiers and not usage.cached_tokens and not usage.cache_creation_tokens:
+            # What ``cost_parts`` adds up for plain prompt tokens, without its keywords.
+            input_price, output_price = self.input_per_mtok, self.output_per_mtok
+            if input_price is None or output_price is None:
+                return None
+            read_price, write_price = self.cached_input_per_mtok, self.cache_write_per_mtok
+            paid_input = (
+                prompt * input_price
+                + 0 * (input_price if read_price is None else read_price)
+                + 0 * (input_price if write_price is None else write_price)
+            )
+            return paid_input / _PER + completion * output_price / _PER
         return self.cost(
             usage.prompt_tokens,
             usage.completion_tokens,

@@ -107,11 +107,24 @@ def _fast_init(cls: type[_C]) -> type[_C]:
     init.__annotations__ = dict(original.__annotations__)
     setattr(cls, "__init__", init)  # noqa: B010 - mypy keeps the dataclass signature
     _MUTABLE[cls] = mutable
+    names = [f.name for f in fields]
+    source = (
+        f"def build({', '.join(names)}):\n"
+        "    self = _new_object(_mutable)\n"
+        + "".join(f"    self.{name} = {name}\n" for name in names)
+        + "    self.__class__ = _cls\n    return self\n"
+    )
+    namespace["_new_object"] = _new_object
+    exec(source, namespace)  # as above
+    _BUILDERS[cls] = namespace["build"]
     return cls
 
 
 # The mutable twin of each class ``_fast_init`` sped up (for copies built slot by slot).
 _MUTABLE: dict[type, type] = {}
+# For each: a function taking every field positionally that builds an instance without the
+# checks of ``__post_init__``, for internal callers whose values are of the checked shape.
+_BUILDERS: dict[type, Callable[..., Any]] = {}
 _new_object = object.__new__
 
 
@@ -932,8 +945,8 @@ def normalize_messages(messages: Iterable[Any]) -> tuple[ChatMessage, ...]:
             if type(content) is str:
                 raw_role = message.get("role")
                 role = _ROLES.get(raw_role) if type(raw_role) is str else None
-                if role is not None:
-                    out.append(ChatMessage(role, content))
+                if role is not None:  # of the shape ``ChatMessage`` checks: built as is
+                    out.append(raw_message(role, content, None, (), None, (), False))
                     continue
         if isinstance(message, ChatMessage):
             out.append(message)  # checked when it was built
@@ -1297,3 +1310,12 @@ for _hot in (ChatMessage, ChatRequest, Usage, Completion, StreamChunk, ToolCall,
     _fast_init(_hot)
 del _hot
 _MutableCompletion = _MUTABLE[Completion]
+# Unchecked builders (every field positional, in declaration order; see ``_fast_init``).
+raw_message: Callable[
+    [Role, Any, str | None, tuple[ToolCall, ...], str | None, tuple[ThinkingBlock, ...], bool],
+    ChatMessage,
+] = _BUILDERS[ChatMessage]
+raw_request: Callable[..., ChatRequest] = _BUILDERS[ChatRequest]
+raw_usage: Callable[[int, int, int, int, int, int], Usage] = _BUILDERS[Usage]
+raw_completion: Callable[..., Completion] = _BUILDERS[Completion]
+raw_chunk: Callable[..., StreamChunk] = _BUILDERS[StreamChunk]

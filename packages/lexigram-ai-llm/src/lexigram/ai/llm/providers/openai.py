@@ -60,6 +60,8 @@ from lexigram.ai.llm.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    raw_completion,
+    raw_usage,
 )
 
 __all__ = ["CODEC", "PROFILES", "OpenAICodec", "OpenAIWireCodec"]
@@ -292,16 +294,20 @@ class OpenAICodec:
         else:
             blocks = (ThinkingBlock(reasoning, origin=_FAMILY),) if reasoning else ()
         thinking = thinking_result(blocks, usage)
-        return Completion(
-            content=content,
-            model=data.get("model") or ctx.model,
-            provider=ctx.provider,
-            finish_reason=finish_reason(raw_finish),
-            raw_finish_reason=raw_finish,
-            tool_calls=tool_calls,
-            usage=usage,
-            thinking=thinking,
-            id=data.get("id"),
+        return raw_completion(  # Completion(content, model, provider, ...): every field
+            content,
+            data.get("model") or ctx.model,
+            ctx.provider,
+            finish_reason(raw_finish),
+            raw_finish,
+            tool_calls,
+            usage,
+            thinking,
+            None,
+            data.get("id"),
+            None,
+            False,
+            (),
         )
 
     def stream_decoder(self, ctx: CallContext) -> OpenAIStreamDecoder:
@@ -372,14 +378,13 @@ def _usage(data: Mapping[str, Any] | None) -> Usage:
     completion_details = data.get("completion_tokens_details") or {}
     prompt = int(data.get("prompt_tokens") or 0)
     completion = int(data.get("completion_tokens") or 0)
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=int(data.get("total_tokens") or prompt + completion),
-        cached_tokens=int(
-            prompt_details.get("cached_tokens") or data.get("prompt_cache_hit_tokens") or 0
-        ),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    return raw_usage(  # Usage(prompt, completion, total, cached, reasoning, cache creation)
+        prompt,
+        completion,
+        int(data.get("total_tokens") or prompt + completion),
+        int(prompt_details.get("cached_tokens") or data.get("prompt_cache_hit_tokens") or 0),
+        int(completion_details.get("reasoning_tokens") or 0),
+        0,
     )
 
 
