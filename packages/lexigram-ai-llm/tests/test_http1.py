@@ -230,6 +230,19 @@ async def test_a_non_ascii_or_spaced_path_is_percent_encoded_once() -> None:
     assert _Target("https://[::1]/v1").line == ("/v1", "[::1]")
 
 
+async def test_userinfo_in_the_base_url_goes_as_basic_auth_and_never_in_the_request_line() -> None:
+    async with hostile(answer) as server:
+        base = server.url.replace("http://", "http://proxy-user:s%40cret@")
+        client = client_for(base, provider="ollama", api_key=None, model="llama3")
+        try:
+            await client.complete(HI)
+        finally:
+            await client.close()
+    exchange = server.exchanges[0]
+    assert exchange.headers["authorization"] == "Basic cHJveHktdXNlcjpzQGNyZXQ="  # user:s@cret
+    assert b"s%40cret" not in exchange.head and b"proxy-user" not in exchange.head.split(b"\r\n")[0]
+
+
 async def test_the_transport_refuses_a_url_that_is_not_http() -> None:
     transport = HTTP1Transport(timeout=5)
     with pytest.raises(ProviderError, match="not an http"):

@@ -28,12 +28,13 @@ had ``trust_env=False`` too).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -95,7 +96,7 @@ class _Stalled(Exception):
 class _Target:
     """What a URL string means for the wire, parsed once per distinct URL."""
 
-    __slots__ = ("host", "key", "line", "port", "scheme", "url")
+    __slots__ = ("basic", "host", "key", "line", "port", "scheme", "url")
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -123,6 +124,12 @@ class _Target:
         if parts.query:
             path += "?" + quote(parts.query, safe="/:@!$&'()*+,;=-._~%?")
         self.line = (path, authority)
+        # Userinfo in the URL (``https://user:secret@host``) is sent as Basic authentication,
+        # as aiohttp did; never as part of the request line.
+        self.basic: str | None = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self.basic = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
 class _Conn(asyncio.Protocol):
@@ -925,19 +932,24 @@ def _serialize(method: str, target: _Target, headers: Any, body: bytes | None) -
     path, authority = target.line
     lines = [f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\n"]
     count = 2
-    agent = accept = encoding = False
+    agent = accept = encoding = authorized = False
     for name, value in headers.items():
         lowered = name.lower()
         if lowered in _OURS:
             continue
         lines.append(f"{name}: {value}\r\n")
         count += 1
-        if lowered == "user-agent":
+        if lowered == "authorization":
+            authorized = True
+        elif lowered == "user-agent":
             agent = True
         elif lowered == "accept":
             accept = True
         elif lowered == "accept-encoding":
             encoding = True
+    if target.basic is not None and not authorized:
+        lines.append(f"Authorization: {target.basic}\r\n")
+        count += 1
     if not agent:
         lines.append(f"User-Agent: {_USER_AGENT}\r\n")
         count += 1
