@@ -16,6 +16,9 @@ class CircuitState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+_CLOSED = CircuitState.CLOSED
+
+
 class CircuitBreaker:
     """Opens after ``failure_threshold`` consecutive failures; one probe after ``recovery_timeout``.
 
@@ -63,6 +66,8 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """``True`` when a call may go ahead now (at most one probe at a time when half-open)."""
+        if self._state is _CLOSED:  # the common case, read without the lock
+            return True
         with self._lock:
             if self._state is CircuitState.CLOSED:
                 return True
@@ -79,6 +84,8 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """A call succeeded: a half-open breaker closes; a closed one forgets its failures."""
+        if self._state is _CLOSED and not self._failures and not self._probe_in_flight:
+            return  # nothing to change (read without the lock)
         with self._lock:
             if self._state is CircuitState.OPEN:
                 return
@@ -146,6 +153,9 @@ class CircuitBreakerRegistry:
     def get(self, provider: str, model: str) -> CircuitBreaker:
         """The breaker for ``provider``/``model``, created closed when first asked for."""
         key = (provider, model)
+        breaker = self._breakers.get(key)  # breakers are never removed: no lock to find one
+        if breaker is not None:
+            return breaker
         with self._lock:
             breaker = self._breakers.get(key)
             if breaker is None:

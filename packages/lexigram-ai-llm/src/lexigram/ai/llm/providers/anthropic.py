@@ -103,6 +103,8 @@ from lexigram.ai.llm.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    raw_completion,
+    raw_usage,
 )
 
 __all__ = ["CODEC", "PROFILES", "STRUCTURED_TOOL_PREFIX", "AnthropicCodec"]
@@ -273,7 +275,7 @@ class AnthropicCodec:
     def _decode_data(
         self, data: Any, body: bytes, headers: Mapping[str, str], ctx: CallContext
     ) -> Completion:
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):  # (orjson: a dict)
             raise _not_a_message(body, ctx)
         if data.get("type") == "error":
             error = data.get("error")
@@ -287,7 +289,7 @@ class AnthropicCodec:
         tool_calls: list[ToolCall] = []
         structured: str | None = None
         for block in blocks:
-            if not isinstance(block, Mapping):
+            if type(block) is not dict and not isinstance(block, Mapping):
                 continue
             kind = block.get("type")
             if kind == "text":
@@ -326,16 +328,20 @@ class AnthropicCodec:
         forced = ctx.options.get(_FORCED_TOOL)
         if forced and structured is None and not tool_calls and raw_finish in _NORMAL_END:
             raise _structured_missing(forced, content, usage, raw_finish, ctx)
-        return Completion(
-            content=content,
-            model=data.get("model") or ctx.model,
-            provider=ctx.provider,
-            finish_reason=finish,
-            raw_finish_reason=raw_finish,
-            tool_calls=tuple(tool_calls),
-            usage=usage,
-            thinking=thinking_result(thinking, usage),
-            id=data.get("id"),
+        return raw_completion(  # Completion(content, model, provider, ...): every field
+            content,
+            data.get("model") or ctx.model,
+            ctx.provider,
+            finish,
+            raw_finish,
+            tuple(tool_calls),
+            usage,
+            thinking_result(thinking, usage),
+            None,
+            data.get("id"),
+            None,
+            False,
+            (),
         )
 
     def stream_decoder(self, ctx: CallContext) -> AnthropicStreamDecoder:
@@ -400,6 +406,8 @@ def _not_a_message(body: bytes, ctx: CallContext) -> LLMError:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:
+        return value
     return int(value) if isinstance(value, int | float) else 0
 
 
@@ -411,14 +419,13 @@ def _usage(data: Mapping[str, Any] | None) -> Usage:
     prompt = _int(data.get("input_tokens")) + created + read
     completion = _int(data.get("output_tokens"))
     details = data.get("output_tokens_details")
-    reasoning = _int(details.get("thinking_tokens")) if isinstance(details, Mapping) else 0
-    return Usage.of(
-        prompt,
-        completion,
-        cached_tokens=read,
-        reasoning_tokens=reasoning,
-        cache_creation_tokens=created,
+    reasoning = (
+        _int(details.get("thinking_tokens"))
+        if details is not None and isinstance(details, Mapping)
+        else 0
     )
+    # Usage.of(prompt, completion, cached_tokens=read, ...): the total is their sum.
+    return raw_usage(prompt, completion, prompt + completion, read, reasoning, created)
 
 
 def _tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -597,6 +604,12 @@ def _place_cache_markers(body: dict[str, Any], request: ChatRequest) -> None:
     """``cache_control`` on the block before each cache point and, with ``prompt_cache="auto"``,
     on the last tool, system block and conversation block; only the last four are kept."""
     auto = request.prompt_cache == "auto"
+    if not auto:
+        for message in request.messages:
+            if type(message.content) is tuple:
+                break
+        else:  # cache points come from content parts only: nothing to place
+            return
     marked: dict[int, tuple[dict[str, Any], str | None]] = {}
 
     def mark(block: dict[str, Any] | None, ttl: str | None) -> None:

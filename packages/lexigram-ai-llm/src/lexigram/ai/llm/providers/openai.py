@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from lexigram.ai.llm import pricing as _pricing
 from lexigram.ai.llm._framing import SSEEvent
 from lexigram.ai.llm.exceptions import (
     ConfigurationError,
@@ -691,9 +692,7 @@ class OpenAIWireCodec:
         if wire is None or wire == "chat":
             return self.chat
         if wire == "auto":
-            from lexigram.ai.llm.pricing import model_table
-
-            info = model_table().lookup(ctx.model, ctx.provider)
+            info = _pricing.model_table().lookup(ctx.model, ctx.provider)
             if info is None or info.wire != "responses":
                 return self.chat
         elif wire != "responses":
