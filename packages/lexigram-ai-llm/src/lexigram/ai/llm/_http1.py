@@ -4,8 +4,9 @@ Why not ``aiohttp.ClientSession``: a provider call is one small POST and one ans
 session's general machinery (URL objects, cookie jars, proxies, tracing hooks, a task per
 request body, a stream reader per response) cost more CPU per request than everything else
 this library does (measured in ``bench``; see the notes of issue 13). This module does what an
-API client needs and nothing else, under the same policy as ``_transport.AiohttpTransport``
-(redirects, limits, deadlines, stale connections: see ``_transport``'s docstring):
+API client needs and nothing else, under the policy ``_transport``'s docstring sets out
+(redirects, limits, deadlines, stale connections; the aiohttp transport it replaced applied
+the same one):
 
 - one request in flight per connection (no pipelining), kept-alive connections reused LIFO
   per origin, at most ``max_connections`` open in all, idle ones dropped after
@@ -676,9 +677,8 @@ class _Pool:
 class HTTP1Transport:
     """``Transport`` over this module's HTTP/1.1 connections (see the module docstring).
 
-    The constructor is ``AiohttpTransport``'s: ``timeout`` bounds connecting and a whole
-    non-streamed exchange; streams get ``min(timeout, idle_timeout)`` for their head and for
-    every gap between events.
+    ``timeout`` bounds connecting and a whole non-streamed exchange; streams get
+    ``min(timeout, idle_timeout)`` for their head and for every gap between events.
     """
 
     __slots__ = (

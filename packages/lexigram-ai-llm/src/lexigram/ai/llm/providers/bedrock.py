@@ -823,11 +823,12 @@ class BedrockStreamDecoder:
 
 
 def _wire_url(url: str) -> str:
-    """The URL exactly as the transport (aiohttp, through yarl) will put it on the wire.
+    """The URL in one normal form (yarl's: escapes of characters that need none decoded,
+    ``%3A`` in a model id becomes ``:``), which is what the request then carries.
 
-    yarl decodes percent-escapes it considers safe (``%3A`` in a model id becomes ``:``). A
-    SigV4 signature covers the path, so it must be computed over what is sent, not over what
-    was built."""
+    A SigV4 signature covers the path, so it must be computed over what is sent: the
+    transport sends a path as it is given (it escapes only characters that may not appear
+    in one), so signing and sending this same string agree."""
     return str(URL(url))
 
 
