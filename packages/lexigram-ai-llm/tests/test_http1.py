@@ -60,6 +60,25 @@ async def test_sequential_calls_reuse_one_kept_alive_connection() -> None:
     assert "user-agent" in sent and sent["accept-encoding"] == "gzip, deflate"
 
 
+async def test_a_connection_idle_past_the_keep_alive_window_is_not_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lexigram.ai.llm._http1 as http1
+
+    monkeypatch.setattr(http1, "KEEPALIVE_SECONDS", 0.05)
+    async with hostile(answer) as server:
+        client = client_for(server.url)
+        try:
+            first = await client.complete(HI)
+            second = await client.complete(HI)  # at once: the same connection
+            await asyncio.sleep(0.2)
+            third = await client.complete(HI)  # idle too long: a new one
+        finally:
+            await client.close()
+    assert all(isinstance(r, Ok) for r in (first, second, third))
+    assert [ex.connection for ex in server.exchanges] == [0, 0, 1]
+
+
 async def test_connection_close_is_honoured_and_the_next_call_opens_another() -> None:
     async def closing(ex: Exchange) -> bool:
         await answer(ex, "Connection: close")

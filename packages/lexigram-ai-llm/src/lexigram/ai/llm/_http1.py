@@ -1068,14 +1068,16 @@ class _Stream:
         total = 0
         feed = framer.feed
         take = conn.take
+        waiting = conn._pieces
         try:
             while True:
-                data = take()
-                if not data:
+                if not waiting:
                     if conn.finished():
                         break
                     await conn.wait()
-                    continue
+                    if not waiting:
+                        continue
+                data = take()
                 if inflater is not None:
                     pieces: list[bytes] = []
                     total += await _inflate_all(inflater, data, cap - total, pieces)
