@@ -807,7 +807,11 @@ def _size_bound(request: ChatRequest) -> int:
     for message in request.messages:
         bound += _MESSAGE_BOUND
         content = message.content
-        if isinstance(content, str):
+        if type(content) is str:
+            bound += len(content) * _MAX_TOKENS_PER_CHAR
+            if not message.tool_calls:
+                continue
+        elif isinstance(content, str):
             bound += len(content) * _MAX_TOKENS_PER_CHAR
         elif content:
             for part in content:
@@ -819,6 +823,8 @@ def _size_bound(request: ChatRequest) -> int:
                     bound += _MEDIA_BOUND
         for call in message.tool_calls:
             bound += _MESSAGE_BOUND + (len(call.name) + len(call.arguments)) * _MAX_TOKENS_PER_CHAR
+    if not request.tools:
+        return bound
     for tool in request.tools:
         bound += (
             _MESSAGE_BOUND

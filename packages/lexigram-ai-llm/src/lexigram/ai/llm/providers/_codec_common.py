@@ -128,6 +128,8 @@ def apply_extra_body(
     """Apply ``request.extra`` to a JSON ``body``: the fields of ``extra["body"]`` replace the
     codec's, and every other key not in ``reserved`` is added where the codec set nothing
     (under its wire name from ``renames``)."""
+    if not extra:  # the common request: nothing to apply
+        return
     passthrough = extra.get("body")
     if isinstance(passthrough, Mapping):
         body.update(passthrough)
@@ -193,6 +195,11 @@ def check_documents(
     """Refuse, before anything is encoded, a document part the family cannot send: an
     ``InvalidRequestError`` naming the part (``messages[1].content[0]``) and ``problem``'s
     reason, rather than a document sent as something else or silently left out."""
+    for message in request.messages:
+        if type(message.content) is tuple:
+            break
+    else:  # text only (content is a string, None or a tuple of parts): no document
+        return
     for i, message in enumerate(request.messages):
         content = message.content
         if content is None or isinstance(content, str):
@@ -227,6 +234,8 @@ def request_headers(extra: Mapping[str, Any], *, accept: str | None = None) -> d
     headers: dict[str, str] = {}
     if accept:
         headers["Accept"] = accept
+    if not extra:
+        return headers
     extra_headers = extra.get("headers")
     if isinstance(extra_headers, Mapping):
         headers.update(extra_headers)

@@ -231,9 +231,10 @@ class OpenAICodec:
         if request.prompt_cache:
             body.update(prompt_cache_fields(request, ctx))
         apply_extra_body(body, request.extra)
-        url = ctx.base_url + options.get("chat_path", "/chat/completions").format(
-            model=request.model
-        )
+        path = options.get("chat_path", "/chat/completions")
+        if "{" in path or "}" in path:  # (without either, ``format`` gives it back as is)
+            path = path.format(model=request.model)
+        url = ctx.base_url + path
         query = options.get("query")
         if query:
             url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
