@@ -1159,10 +1159,15 @@ def usage_cost(
 ) -> float | None:
     """USD for ``usage`` under the first of ``models`` with a price (``None`` if none, or
     when no tokens were reported)."""
+    source = price_source() if prices is None else _checked_source(prices, "prices")
+    table = model_table()
     for model in models:
         if not model:
             continue
-        price = model_price(model, provider, prices=prices)
+        # ``model_price``'s kept answer read here (the common case), else ``model_price``.
+        price: ModelPrice | None = table._prices.get((source, provider, model), _MISSING)
+        if price is _MISSING or (price is not None and not price.expires > time.time()):
+            price = model_price(model, provider, prices=source)
         if price is not None:
             return price.info.usage_cost(usage)
     return None

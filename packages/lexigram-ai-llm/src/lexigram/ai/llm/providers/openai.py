@@ -295,7 +295,7 @@ class OpenAICodec:
             blocks = tuple(_detail_block(d) for d in details if isinstance(d, Mapping))
         else:
             blocks = (ThinkingBlock(reasoning, origin=_FAMILY),) if reasoning else ()
-        thinking = thinking_result(blocks, usage)
+        thinking = thinking_result(blocks, usage) if blocks else None
         return raw_completion(  # Completion(content, model, provider, ...): every field
             content,
             data.get("model") or ctx.model,
@@ -451,7 +451,11 @@ def _document_filename(media_type: str) -> str:
 def _encode_message(message: ChatMessage, options: Mapping[str, Any]) -> dict[str, Any]:
     role = message.role
     # ``Role`` is a StrEnum: orjson writes it as its string (``.value`` is a slow descriptor).
-    out: dict[str, Any] = {"role": role, "content": _encode_content(message)}
+    content = message.content
+    out: dict[str, Any] = {
+        "role": role,
+        "content": content if type(content) is str else _encode_content(message),
+    }
     if role is Role.ASSISTANT and message.tool_calls:
         out["tool_calls"] = [
             {
