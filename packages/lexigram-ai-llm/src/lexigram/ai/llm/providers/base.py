@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk
+from lexigram.ai.llm.types import ChatRequest, Completion, StreamChunk, _fast_init
 from lexigram.contracts.ai.llm import LLMError
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class Framing(StrEnum):
     AWS_EVENTSTREAM = "aws-eventstream"  # events are ``EventStreamMessage`` (bedrock codec)
 
 
+@_fast_init  # built once per request: fields stored without object.__setattr__
 @dataclass(frozen=True, slots=True)
 class HTTPRequest:
     """One HTTP request, fully formed except for authentication."""

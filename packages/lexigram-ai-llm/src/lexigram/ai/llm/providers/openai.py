@@ -686,6 +686,7 @@ class OpenAIWireCodec:
 
     def __init__(self) -> None:
         self.chat = OpenAICodec()
+        self._last_auto: tuple[Any, Any, int, Any] = (None, None, -1, None)
 
     def stream_fallback(self) -> StreamUsageFallback:
         """Per-client state of the retry without ``stream_options`` (Chat Completions only)."""
@@ -697,8 +698,16 @@ class OpenAIWireCodec:
         if wire is None or wire == "chat":
             return self.chat
         if wire == "auto":
-            info = _pricing.model_table().lookup(ctx.model, ctx.provider)
+            table = _pricing.model_table()
+            # The last answer, while the context, the table and its entries are the same
+            # (encode and decode of a call ask for the same context).
+            last = self._last_auto
+            if last[0] is ctx and last[1] is table and last[2] == table._version:
+                return last[3]
+            version = table._version
+            info = table.lookup(ctx.model, ctx.provider)
             if info is None or info.wire != "responses":
+                self._last_auto = (ctx, table, version, self.chat)
                 return self.chat
         elif wire != "responses":
             raise ConfigurationError(
