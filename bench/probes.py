@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -328,6 +329,19 @@ def _rss_bytes() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def _settle_background_loads() -> None:
+    """Our client loads genai-prices' data on a background thread the first time it meets a
+    model whose price no earlier process saved (``pricing.warm_prices``; the bench's hold
+    model is one, and a new virtualenv starts with nothing saved): wait for that load, so the
+    figure counts the streams and not a one-off import of ~10 MB landing in the middle
+    (measured with nothing saved, 300 streams: -150 KB here and 60 KB in a fresh CI clone
+    per stream without waiting, depending on when the import lands; 16.6 KB waiting)."""
+    pricing = sys.modules.get("lexigram.ai.llm.pricing")
+    thread = getattr(pricing, "_warming", None) if pricing is not None else None
+    if isinstance(thread, threading.Thread):
+        thread.join(60)
+
+
 async def _memory(adapter_id: str, base_url: str, streams: int) -> float:
     from bench.clients import ADAPTERS
     from bench.payloads import ANSWER_TEXT
@@ -343,6 +357,7 @@ async def _memory(adapter_id: str, base_url: str, streams: int) -> float:
         warm = asyncio.Event()
         warm.set()
         await adapter.stream_hold(lambda: None, warm)
+        _settle_background_loads()
         gc.collect()
         before = _rss_bytes()
 
