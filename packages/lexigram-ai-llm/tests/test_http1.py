@@ -371,3 +371,46 @@ async def test_a_reply_is_never_read_past_its_content_length() -> None:
             await client.close()
     assert all(isinstance(r, Ok) for r in results), results
     assert server.connections == 2  # bytes past the answer: that connection is not reused
+
+
+async def test_a_fast_stream_and_a_slow_reader_keep_at_most_about_a_megabyte_queued() -> None:
+    event = b"data: " + b"x" * 1000 + b"\n\n"
+
+    async def firehose(ex: Exchange) -> bool:
+        await ex.send(
+            head("200 OK", "Content-Type: text/event-stream", "Transfer-Encoding: chunked")
+        )
+        block = chunked(event * 64)
+        try:
+            for _ in range(100_000):  # endless, as fast as the socket takes it
+                await ex.send(block)
+        except ConnectionError:
+            pass
+        return False
+
+    class Events:
+        def feed(self, data: bytes) -> list[bytes]:
+            return [data]
+
+        def finish(self) -> list[bytes]:
+            return []
+
+    most = 0
+    async with hostile(firehose) as server:
+        transport = HTTP1Transport(timeout=10)
+        response = await transport.send(
+            HTTPRequest("POST", server.url + "/v1/chat/completions", {}, b"{}"), stream=True
+        )
+        stream = response._stream
+        batches = response.events(Events())
+        try:
+            for _ in range(10):
+                await batches.__anext__()
+                await asyncio.sleep(0.02)  # a slow consumer: the server is far ahead
+                most = max(most, stream._conn._queued)  # type: ignore[union-attr]
+        finally:
+            await batches.aclose()
+            await response.aclose()
+            await transport.aclose()
+    # Reading pauses above 1 MiB waiting; what is queued then is at most that plus one read.
+    assert 1024 * 1024 < most <= 2 * 1024 * 1024
