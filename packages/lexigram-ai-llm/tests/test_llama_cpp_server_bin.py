@@ -161,3 +161,36 @@ async def test_an_over_long_prompt_is_a_typed_non_retryable_error(llama_server_b
     assert error.retryable is False
     assert error.provider == "openai_compatible"
     assert "exceeds the available context size" in (error.provider_message or "")
+
+
+async def test_a_json_schema_answer_is_grammar_constrained_json(llama_server_bin: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 12}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    async with make_client(llama_server_bin, max_tokens=48) as client:
+        completion = (await client.complete(QUESTION, response_format=fmt)).unwrap()
+    assert completion.finish_reason == "stop", completion
+    value = json.loads(completion.content)  # the server's grammar makes it JSON
+    assert set(value) == {"city"} and isinstance(value["city"], str)
+    assert len(value["city"]) <= 12
+
+
+async def test_a_stop_sequence_taken_from_the_answer_cuts_it_there(llama_server_bin: str) -> None:
+    # Without the server's prompt cache, the same request decodes the same way twice; the stop
+    # word is taken from the first answer, so nothing here depends on which words it is.
+    async with make_client(llama_server_bin) as client:
+        first = (await client.complete(QUESTION, cache_prompt=False)).unwrap().content
+        words = first.split()
+        assert len(words) >= 3, first
+        stop = words[2]
+        second = (
+            await client.complete(QUESTION, cache_prompt=False, stop_sequences=[stop])
+        ).unwrap()
+    assert second.finish_reason == "stop"
+    assert stop not in second.content
+    assert first.startswith(second.content), (first, second.content)
+    assert first[len(second.content) :].startswith(stop)
