@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lexigram.ai.llm.exceptions import ResponseLimitError
+from lexigram.ai.llm.types import _fast_init
 
 __all__ = ["DEFAULT_MAX_LINE", "NDJSONDecoder", "SSEDecoder", "SSEEvent", "limit_error"]
 
 DEFAULT_MAX_LINE = 8 * 1024 * 1024  # ClientConfig.max_line_bytes
 
 
+@_fast_init  # one per event: fields stored without object.__setattr__
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
     """One server-sent event. ``data`` is the raw bytes (data lines joined by newlines)."""
@@ -65,7 +67,7 @@ class SSEDecoder:
             and not self._data
             and self._event is None
             and not self._after_cr
-            and b"\r" not in chunk
+            and 13 not in chunk  # b"\r" (an int: ``bytes in bytes`` raises and clears a TypeError)
         ):
             # A read that holds whole events and nothing pending: the usual case of a
             # provider that flushes each event as it is made.
@@ -76,7 +78,7 @@ class SSEDecoder:
             self._after_cr = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        if b"\r" in chunk:
+        if 13 in chunk:  # b"\r"
             if chunk[-1:] == b"\r":
                 self._after_cr = True  # a line end now; a \n that follows belongs to it
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -146,7 +148,7 @@ class SSEDecoder:
                 data = data[6:]
             else:
                 return None
-            if b"\n" in data or len(data) > self._max:
+            if 10 in data or len(data) > self._max:  # b"\n"
                 return None
             events.append(SSEEvent(data, name, last_id))
         return events

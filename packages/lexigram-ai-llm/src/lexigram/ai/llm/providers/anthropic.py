@@ -103,6 +103,7 @@ from lexigram.ai.llm.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    raw_chunk,
     raw_completion,
     raw_usage,
 )
@@ -743,7 +744,7 @@ class AnthropicStreamDecoder:
             text = block.get("text") or ""
             if self._prose is not None:
                 self._prose.append(text)
-            return [StreamChunk(delta=text)] if text else []
+            return [raw_chunk(text, "", (), None, None, None, None, None, None)] if text else []
         if kind == "tool_use":
             name = str(block.get("name") or "")
             if name.startswith(STRUCTURED_TOOL_PREFIX):
@@ -766,7 +767,7 @@ class AnthropicStreamDecoder:
             text = delta.get("text") or ""
             if self._prose is not None:
                 self._prose.append(text)
-            return [StreamChunk(delta=text)] if text else []
+            return [raw_chunk(text, "", (), None, None, None, None, None, None)] if text else []
         if kind == "thinking_delta":
             text = delta.get("thinking") or ""
             if state is not None:

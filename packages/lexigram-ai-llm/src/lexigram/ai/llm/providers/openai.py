@@ -61,6 +61,7 @@ from lexigram.ai.llm.types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    raw_chunk,
     raw_completion,
     raw_usage,
 )
@@ -583,7 +584,7 @@ class OpenAIStreamDecoder:
                     if not text:
                         return []
                     model, chunk_id = payload.get("model"), payload.get("id")
-                    return [StreamChunk(text, "", (), None, None, None, None, model, chunk_id)]
+                    return [raw_chunk(text, "", (), None, None, None, None, model, chunk_id)]
         error = payload.get("error")
         if error and not choices:
             if isinstance(error, str):
