@@ -12,12 +12,18 @@ What the real server does differently from OpenAI's API, as recorded here:
   "type": "exceed_context_size_error", "n_prompt_tokens": 731, "n_ctx": 512}}``: ``code`` is the
   HTTP status as a number and the type is llama.cpp's own, not OpenAI's
   ``context_length_exceeded``.
+- ``/v1/embeddings`` needs ``--embeddings`` and a pooling type: with the GGUF's default
+  (``none``) it answers 400 ``{"error": {"code": 400, "message": "Pooling type 'none' is not
+  OAI compatible. Please use a different pooling type", "type": "invalid_request_error"}}``;
+  with ``--pooling mean`` it answers OpenAI's shape (``usage`` without completion tokens).
 
 Without the binary these tests are skipped; with ``CI`` set that is a failure (CI installs it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -31,6 +37,7 @@ import pytest
 
 from lexigram.ai.llm import ClientConfig, create_llm_client
 from lexigram.ai.llm.client import AbstractLLMClient
+from lexigram.ai.llm.embeddings import create_embedding_client
 from lexigram.ai.llm.providers.local import DEFAULT_SYSTEM_PROMPT, bundled_model_path
 from lexigram.result import Err
 
@@ -62,17 +69,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def llama_server_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``llama-server`` on a free loopback port; yields its ``/v1`` base URL."""
+@contextlib.contextmanager
+def _llama_server(log_dir: Path, *extra: str) -> Iterator[str]:
+    """``llama-server`` (with ``extra`` arguments) on a free loopback port; its ``/v1`` URL."""
     binary = _binary()
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("llama-server-bin") / "server.log"
+    log_path = log_dir / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
         [
             *(str(binary), "-m", str(bundled_model_path()), "--host", "127.0.0.1"),
-            *("--port", str(port), "-c", "512", "-t", "2"),
+            *("--port", str(port), "-c", "512", "-t", "2", *extra),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -102,6 +109,23 @@ def llama_server_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def llama_server_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``llama-server`` serving chat; yields its ``/v1`` base URL."""
+    with _llama_server(tmp_path_factory.mktemp("llama-server-bin")) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def llama_server_embeddings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``llama-server --embeddings --pooling mean`` (the OpenAI route refuses pooling
+    ``none``, the GGUF's default); yields its ``/v1`` base URL."""
+    with _llama_server(
+        tmp_path_factory.mktemp("llama-server-embeddings"), "--embeddings", "--pooling", "mean"
+    ) as base:
+        yield base
 
 
 def make_client(base: str, **overrides: Any) -> AbstractLLMClient:
@@ -194,3 +218,30 @@ async def test_a_stop_sequence_taken_from_the_answer_cuts_it_there(llama_server_
     assert stop not in second.content
     assert first.startswith(second.content), (first, second.content)
     assert first[len(second.content) :].startswith(stop)
+
+
+async def test_embeddings_from_the_real_server_are_one_vector_a_text(
+    llama_server_embeddings: str,
+) -> None:
+    client = create_embedding_client(
+        ClientConfig(
+            provider="openai_compatible",
+            model="smollm2",
+            api_base=llama_server_embeddings,
+            max_retries=0,
+            timeout=120.0,
+        )
+    )
+    texts = ["Paris is in France.", "Bananas are yellow.", "Paris is in France."]
+    try:
+        vectors = (await client.embed(texts)).unwrap()
+    finally:
+        await client.close()
+    assert len(vectors) == 3
+    assert vectors.dimensions == 576  # SmolLM2-135M's hidden size
+    assert vectors.provider == "openai_compatible"
+    assert vectors.usage.prompt_tokens > 0
+    assert all(math.isfinite(x) for v in vectors for x in v)
+    # The same text twice is the same vector; two different texts are not.
+    assert vectors[0] == pytest.approx(vectors[2], abs=1e-5)
+    assert vectors[0] != pytest.approx(vectors[1], abs=1e-3)
