@@ -165,9 +165,10 @@ async def test_an_interim_100_continue_is_skipped() -> None:
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
         b"HTTP/1.1 200 OK\r\n folded: header\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     ],
     ids=["not-http", "bad-status", "no-colon", "bad-length", "two-lengths", "bad-chunk-size",
-         "chunk-without-crlf", "obs-fold"],
+         "chunk-without-crlf", "obs-fold", "transfer-coding"],
 )  # fmt: skip
 async def test_a_malformed_answer_is_a_typed_provider_error(wire: bytes) -> None:
     async def broken(ex: Exchange) -> bool:

@@ -369,13 +369,17 @@ class _Conn(asyncio.Protocol):
                     self.reusable = False
                 return b""
             if transfer is not None:
-                if transfer.rsplit(",", 1)[-1].strip().lower() == "chunked":
-                    self._state = _CHUNKED
-                    self._chunk_state = _SIZE
-                    self._trailer_bytes = 0
-                    self.reusable = keep and length is None
-                else:
-                    self._state = _UNTIL_CLOSE
+                # Only ``chunked`` is asked for and understood; a transfer coding such as
+                # ``gzip, chunked`` would hand compressed bytes over as the body.
+                if transfer.strip().lower() != "chunked":
+                    raise _Broken(
+                        "coding",
+                        error=_malformed(f"Transfer-Encoding {transfer!r}, not chunked"),
+                    )
+                self._state = _CHUNKED
+                self._chunk_state = _SIZE
+                self._trailer_bytes = 0
+                self.reusable = keep and length is None
             elif length is not None:
                 declared = length.strip()
                 if "," in declared:  # the same length repeated is allowed; different ones not
