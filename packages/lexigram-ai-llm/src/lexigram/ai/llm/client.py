@@ -448,9 +448,7 @@ class AbstractLLMClient:
         self, request: ChatRequest, call: CallInfo | None = None
     ) -> Result[Completion, LLMError]:
         """One answer past the cache (a router overrides it to route the request): the
-        pre-flight, the budget, then ``_do_complete`` under the attempt loop of
-        ``call_with_policies``, run here in line (one coroutine and two closures less per
-        call; keep the two in step) with the answer finalized (``_finalize``) on success."""
+        pre-flight, the budget, then the provider call under ``call_with_policies``."""
         refused = self._preflight(request)
         if refused is not None:
             return Err(refused)
@@ -459,46 +457,15 @@ class AbstractLLMClient:
             reservation = await self._reserve_budget(request, self.budget)
             if isinstance(reservation, LLMError):
                 return Err(reservation)
-        model = request.model
-        breaker = self.breakers.get(self.provider_name, model)
-        attempt = 0
-        result: Result[Completion, LLMError]
-        while True:
-            attempt += 1
-            if not breaker.allow():
-                result = Err(self._circuit_open(model, breaker.retry_in()))
-                break
-            # As in ``call_with_policies``: an exit that reports no outcome gives the probe back.
-            settled = False
-            try:
-                if self.rate_limiter is not None:
-                    limited = await self.rate_limiter.acquire(
-                        self.provider_name, model, _estimated_tokens(request)
-                    )
-                    if limited is not None:
-                        result = Err(limited)
-                        break
-                try:
-                    value = await self._do_complete(request)
-                except LLMError as error:
-                    self._record(breaker, error)
-                    settled = True
-                    failure = error
-                else:
-                    breaker.record_success()
-                    settled = True
-                    result = Ok(self._finalize(request, value))
-                    break
-            finally:
-                if not settled:
-                    breaker.release_probe()
-            if not self.retry_policy.should_retry(
-                attempt, failure.retryable
-            ) or not await self._sleep_before_retry(
-                attempt, failure, model, request.deadline, call
-            ):
-                result = Err(failure)
-                break
+        result = await self.call_with_policies(
+            request.model,
+            lambda: self._do_complete(request),
+            tokens=lambda: _estimated_tokens(request),
+            deadline=request.deadline,
+            observed=call,
+        )
+        if isinstance(result, Ok):
+            result = Ok(self._finalize(request, result.value))
         if reservation is not None and self.budget is not None:
             used = result.value if isinstance(result, Ok) else None
             await self.budget.settle(
@@ -520,9 +487,8 @@ class AbstractLLMClient:
         """``call()`` (one provider call that raises ``LLMError``) under this client's
         circuit breaker, rate limiter (``tokens()`` estimates what it uses) and retry policy.
 
-        The one attempt loop (``complete`` runs a copy of it in line, ``_complete_uncached``):
-        other kinds of call to the same provider (embedding batches) run through it, and so
-        share the breaker and limits with ``complete``.
+        The one attempt loop: ``complete`` runs through it, and so do other kinds of call to
+        the same provider (embedding batches), which then share the breaker and limits.
         ``observed``, when middleware observes the call, gets each retry (``on_retry``)."""
         breaker = self.breakers.get(self.provider_name, model)
         attempt = 0
