@@ -38,6 +38,7 @@ import pytest
 from lexigram.ai.llm import ClientConfig, create_llm_client
 from lexigram.ai.llm.client import AbstractLLMClient
 from lexigram.ai.llm.embeddings import create_embedding_client
+from lexigram.ai.llm.exceptions import TokenLimitError
 from lexigram.ai.llm.providers.local import DEFAULT_SYSTEM_PROMPT, bundled_model_path
 from lexigram.result import Err
 
@@ -181,6 +182,7 @@ async def test_an_over_long_prompt_is_a_typed_non_retryable_error(llama_server_b
         result = await client.complete(TOO_LONG)
     assert isinstance(result, Err)
     error = result.error
+    assert isinstance(error, TokenLimitError), error  # llama.cpp's exceed_context_size_error
     assert error.status == 400
     assert error.retryable is False
     assert error.provider == "openai_compatible"
