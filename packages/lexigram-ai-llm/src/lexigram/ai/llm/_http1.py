@@ -247,12 +247,6 @@ class _Conn(asyncio.Protocol):
         elif state == _IDLE:
             self._state = _BROKEN
 
-    def pause_writing(self) -> None:  # a request body larger than the socket buffer
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # -- the exchange ----------------------------------------------------------------------
 
     def start(self, data: bytes, *, expect_body: bool, stream: bool) -> asyncio.Future[None]:
@@ -641,13 +635,10 @@ class _Pool:
             self._wake_one()
             return
         conn.close()
-        self._forget()
+        self.forget()
 
     def forget(self) -> None:
-        """A connection that was counted never opened (or was dropped)."""
-        self._forget()
-
-    def _forget(self) -> None:
+        """A connection that was counted is gone (never opened, or dropped)."""
         self.open -= 1
         self._wake_one()
 

@@ -689,12 +689,7 @@ class AnthropicStreamDecoder:
         data = event.data
         if not data:
             return []
-        try:  # ``parse_event`` in line for the usual event (it raises for any other)
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            payload = None
-        if type(payload) is not dict:
-            payload = parse_event(data, self._ctx, noun="stream event")
+        payload = parse_event(data, self._ctx, noun="stream event")
         try:
             return self._dispatch(payload, event)
         except SHAPE_ERRORS as exc:

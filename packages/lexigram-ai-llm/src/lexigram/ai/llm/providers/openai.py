@@ -566,12 +566,7 @@ class OpenAIStreamDecoder:
             return self._flush()
         if not data:
             return []
-        try:  # ``parse_event`` in line for the usual chunk (it raises for any other)
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            payload = None
-        if type(payload) is not dict:
-            payload = parse_event(data, self._ctx, noun="stream chunk")
+        payload = parse_event(data, self._ctx, noun="stream chunk")
         choices = payload.get("choices")
         if choices and self._splitter is None and not self._usage_in_body:
             # Nearly every chunk: one text delta and nothing else (no finish, usage, tool
